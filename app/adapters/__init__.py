@@ -1,0 +1,1 @@
+"""Adapters: everything that talks to Redis lives here (and in ``workers/``)."""

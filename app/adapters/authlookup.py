@@ -1,0 +1,82 @@
+"""Reads the authentication projection: key, account and user records.
+
+Two pipelined round trips: both keys first, then the account and the user
+they point at. Records carry the stored argon2id hash next to the facts the
+policies need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from app.adapters.keyspace import Keyspace
+from app.adapters.redis_client import store_call
+from policies.facts import AccountKeyRecord, AccountRecord, SecretKeyRecord, UserRecord
+
+ACCOUNT_KEY, SECRET_KEY = "account", "secret"
+
+
+@dataclass(frozen=True)
+class Lookup:
+    account_key: AccountKeyRecord | None = None
+    account_key_hash: str | None = None
+    account: AccountRecord | None = None
+    secret_key: SecretKeyRecord | None = None
+    secret_key_hash: str | None = None
+    user: UserRecord | None = None
+
+
+class AuthLookup:
+    def __init__(self, client: redis.Redis, keyspace: Keyspace):
+        self.client = client
+        self.keys = keyspace
+
+    @store_call
+    def fetch(self, account_key_id: str, secret_key_id: str) -> Lookup:
+        ak_key, sk_key = self.keys.auth_key(account_key_id), self.keys.auth_key(secret_key_id)
+        pipe = self.client.pipeline(transaction=False)
+        if ak_key is not None:
+            pipe.hgetall(ak_key)
+        if sk_key is not None:
+            pipe.hgetall(sk_key)
+            pipe.smembers(f"{sk_key}:subnets")
+        replies = iter(pipe.execute())
+        ak = next(replies) if ak_key else {}
+        sk = next(replies) if sk_key else {}
+        subnets = tuple(sorted(next(replies))) if sk_key else ()
+        ak = ak if ak.get("kind") == ACCOUNT_KEY else {}
+        sk = sk if sk.get("kind") == SECRET_KEY else {}
+        pipe = self.client.pipeline(transaction=False)
+        if ak:
+            pipe.hgetall(self.keys.auth_account(ak["account"]))
+        if sk:
+            pipe.hgetall(self.keys.auth_user(sk["account"], sk["user"]))
+        replies = iter(pipe.execute())
+        account = next(replies) if ak else {}
+        user = next(replies) if sk else {}
+        return Lookup(
+            account_key=AccountKeyRecord(account_key_id, ak["account"]) if ak else None,
+            account_key_hash=ak.get("hash"),
+            account=(
+                AccountRecord(ak["account"], account["name"], account.get("api") == "1")
+                if account
+                else None
+            ),
+            secret_key=(
+                SecretKeyRecord(
+                    secret_key_id,
+                    sk["account"],
+                    sk["name"],
+                    sk["user"],
+                    subnets,
+                )
+                if sk
+                else None
+            ),
+            secret_key_hash=sk.get("hash"),
+            user=(
+                UserRecord(sk["user"], sk["account"], user["name"], user["role"]) if user else None
+            ),
+        )

@@ -1,0 +1,71 @@
+"""Every Redis key name keyledger uses, in one place.
+
+Per-account data lives in the account's log partition: all its keys share the
+hash tag ``{pNN}``, so every script and transaction touches one hash slot.
+Key ids start with the partition number (``app.domain.tokens``), so a key
+lookup also goes straight to its partition.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+PROJECTIONS = ("auth", "syslog")
+
+
+@dataclass(frozen=True)
+class Keyspace:
+    namespace: str = "kl"
+    partitions: int = 16
+
+    def partition_of(self, account_id: str) -> int:
+        return zlib.crc32(account_id.encode()) % self.partitions
+
+    def tag(self, partition: int) -> str:
+        return f"{self.namespace}:{{p{partition:02d}}}"
+
+    def _account(self, account_id: str) -> str:
+        return f"{self.tag(self.partition_of(account_id))}:acct:{account_id}"
+
+    # -- the log (source of truth) -------------------------------------------------------
+    def log(self, partition: int) -> str:
+        """The partition's stream of every event of its accounts, in append order."""
+        return f"{self.tag(partition)}:log"
+
+    def account_events(self, account_id: str) -> str:
+        """One account's own stream of events (its aggregate sequence)."""
+        return f"{self._account(account_id)}:events"
+
+    def account_head(self, account_id: str) -> str:
+        """Hash with the account's current version."""
+        return f"{self._account(account_id)}:head"
+
+    def meta(self) -> str:
+        return f"{self.namespace}:meta"
+
+    # -- projections ---------------------------------------------------------------------
+    def checkpoint(self, projection: str, partition: int) -> str:
+        return f"{self.tag(partition)}:proj:{projection}:checkpoint"
+
+    def auth_account(self, account_id: str) -> str:
+        return f"{self._account(account_id)}:auth"
+
+    def auth_user(self, account_id: str, user_id: str) -> str:
+        return f"{self._account(account_id)}:auth:user:{user_id}"
+
+    def auth_key(self, key_id: str) -> str | None:
+        """Record of an account or secret key, or None when the id names no partition."""
+        try:
+            partition = int(key_id[:2], 16)
+        except ValueError:
+            return None
+        if partition >= self.partitions:
+            return None
+        return f"{self.tag(partition)}:auth:key:{key_id}"
+
+    def syslog(self, account_id: str) -> str:
+        return f"{self._account(account_id)}:syslog"
+
+    def consumer_group(self) -> str:
+        return "projector"

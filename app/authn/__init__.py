@@ -1,0 +1,1 @@
+"""Authentication: gathers request facts, verifies keys, and asks the policies."""

@@ -1,0 +1,69 @@
+"""argon2id hashing of keys, and a per-process memory of successful verifications.
+
+Keys are stored only as argon2id PHC strings with the OWASP parameters. argon2
+costs about 18 ms, so each process verifies a given key once and then
+remembers the success under a keyed BLAKE2b digest of the presented key (the
+pepper never leaves process memory). A remembered success counts only while the
+stored hash is unchanged: a rotated or deleted key is never accepted from memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import threading
+from collections import OrderedDict
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+TIME_COST = 2
+MEMORY_COST = 19456
+PARALLELISM = 1
+POLICY_PREFIX = f"$argon2id$v=19$m={MEMORY_COST},t={TIME_COST},p={PARALLELISM}$"
+
+
+class KeyHasher:
+    def __init__(self, cache_size: int = 100_000, max_concurrent: int | None = None):
+        self._hasher = PasswordHasher(
+            time_cost=TIME_COST,
+            memory_cost=MEMORY_COST,
+            parallelism=PARALLELISM,
+            hash_len=32,
+            salt_len=16,
+            type=Type.ID,
+        )
+        self._pepper = secrets.token_bytes(32)
+        self._verified: OrderedDict[bytes, str] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max_concurrent or os.cpu_count() or 2)
+        self.argon2_verifications = 0
+
+    def hash(self, token: str) -> str:
+        return self._hasher.hash(token)
+
+    def _digest(self, token: str) -> bytes:
+        return hashlib.blake2b(token.encode(), key=self._pepper, digest_size=32).digest()
+
+    def verify(self, stored_hash: str, token: str) -> bool:
+        """True when ``token`` matches ``stored_hash``; argon2 runs once per key and process."""
+        digest = self._digest(token)
+        with self._lock:
+            remembered = self._verified.get(digest)
+        if remembered is not None and secrets.compare_digest(remembered, stored_hash):
+            return True
+        if not stored_hash.startswith(POLICY_PREFIX):
+            return False  # foreign parameters (maybe a tampered m=4GiB): refuse without computing
+        with self._slots:
+            self.argon2_verifications += 1
+            try:
+                self._hasher.verify(stored_hash, token)
+            except (VerifyMismatchError, VerificationError, InvalidHashError):
+                return False
+        with self._lock:
+            self._verified[digest] = stored_hash
+            while len(self._verified) > self._cache_size:
+                self._verified.popitem(last=False)
+        return True

@@ -1,0 +1,76 @@
+"""The composition root: builds every dependency once, for the web app, workers and CLI."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import redis
+
+from app.adapters.accounts import AccountRepository
+from app.adapters.applied import AppliedWatch
+from app.adapters.authlookup import AuthLookup
+from app.adapters.eventstore import EventStore
+from app.adapters.keyspace import Keyspace
+from app.adapters.redis_client import connect
+from app.adapters.systemlog import SystemLogReader
+from app.authn.authenticator import Authenticator
+from app.authn.hashing import KeyHasher
+from app.config import ConfigError, Settings
+from app.service import Clock, Ledger, utcnow
+
+log = logging.getLogger("keyledger")
+
+
+@dataclass
+class Container:
+    settings: Settings
+    redis: redis.Redis
+    keyspace: Keyspace
+    store: EventStore
+    ledger: Ledger
+    authenticator: Authenticator
+    system_log: SystemLogReader
+    hasher: KeyHasher
+
+
+def build(settings: Settings, clock: Clock = utcnow) -> Container:
+    client = connect(settings.redis_url, timeout=settings.redis_timeout)
+    keyspace = Keyspace(settings.namespace, settings.partitions)
+    store = EventStore(client, keyspace)
+    hasher = KeyHasher()
+    ledger = Ledger(
+        store,
+        AccountRepository(store),
+        AppliedWatch(client, keyspace),
+        hasher,
+        keyspace,
+        settings.limits,
+        settings.apply_timeout,
+        clock,
+    )
+    return Container(
+        settings=settings,
+        redis=client,
+        keyspace=keyspace,
+        store=store,
+        ledger=ledger,
+        authenticator=Authenticator(AuthLookup(client, keyspace), hasher),
+        system_log=SystemLogReader(client, keyspace),
+        hasher=hasher,
+    )
+
+
+def check_partitions(client: redis.Redis, keyspace: Keyspace) -> None:
+    """Record the partition count on first use; refuse to run with a different one.
+
+    Accounts and key ids are routed by the partition count, so changing it
+    after data exists would hide every account.
+    """
+    client.hsetnx(keyspace.meta(), "partitions", keyspace.partitions)
+    stored = int(client.hget(keyspace.meta(), "partitions") or keyspace.partitions)
+    if stored != keyspace.partitions:
+        raise ConfigError(
+            f"KEYLEDGER_PARTITIONS={keyspace.partitions} but the data in this Redis was "
+            f"written with {stored} partitions"
+        )

@@ -1,0 +1,90 @@
+"""Settings, read once from the environment (12-factor) or given to ``create_app``.
+
+| variable | default | meaning |
+|---|---|---|
+| ``REDIS_URL`` | ``var/redis.url`` of ``make run`` | the Redis holding the log and projections |
+| ``KEYLEDGER_NAMESPACE`` | ``kl`` | prefix of every Redis key |
+| ``KEYLEDGER_PARTITIONS`` | ``16`` | log partitions (fixed once data exists) |
+| ``KEYLEDGER_APPLY_TIMEOUT_MS`` | ``3000`` | how long a change waits to be in effect |
+| ``KEYLEDGER_REDIS_TIMEOUT_MS`` | ``2000`` | socket timeout of web and CLI calls |
+| ``KEYLEDGER_TRUSTED_PROXIES`` | ``0`` | proxy hops whose ``X-Forwarded-For`` is trusted |
+| ``KEYLEDGER_ALLOW_ANY_SOURCE`` | ``false`` | accept ``0.0.0.0/0`` and ``::/0`` as subnets |
+| ``KEYLEDGER_MAX_KEYS_PER_ACCOUNT`` | ``1000`` | |
+| ``KEYLEDGER_MAX_SUBNETS_PER_KEY`` | ``32`` | |
+| ``KEYLEDGER_LOG_LEVEL`` | ``INFO`` | server log level |
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.domain.account import Limits
+
+REDIS_URL_FILE = Path("var") / "redis.url"
+_NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str
+    namespace: str = "kl"
+    partitions: int = 16
+    apply_timeout: float = 3.0
+    redis_timeout: float = 2.0
+    trusted_proxies: int = 0
+    limits: Limits = field(default_factory=Limits)
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if not _NAMESPACE.fullmatch(self.namespace):
+            raise ConfigError("KEYLEDGER_NAMESPACE: 1-32 of letters, digits, '_.:-' (no braces)")
+        if not 1 <= self.partitions <= 256:
+            raise ConfigError("KEYLEDGER_PARTITIONS must be between 1 and 256")
+        if self.trusted_proxies < 0:
+            raise ConfigError("KEYLEDGER_TRUSTED_PROXIES must be 0 or more")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if env is None else env
+        try:
+            values: dict[str, Any] = {
+                "redis_url": env.get("REDIS_URL") or discover_redis_url(),
+                "namespace": env.get("KEYLEDGER_NAMESPACE", "kl"),
+                "partitions": int(env.get("KEYLEDGER_PARTITIONS", "16")),
+                "apply_timeout": int(env.get("KEYLEDGER_APPLY_TIMEOUT_MS", "3000")) / 1000,
+                "redis_timeout": int(env.get("KEYLEDGER_REDIS_TIMEOUT_MS", "2000")) / 1000,
+                "trusted_proxies": int(env.get("KEYLEDGER_TRUSTED_PROXIES", "0")),
+                "log_level": env.get("KEYLEDGER_LOG_LEVEL", "INFO").upper(),
+                "limits": Limits(
+                    keys_per_account=int(env.get("KEYLEDGER_MAX_KEYS_PER_ACCOUNT", "1000")),
+                    subnets_per_key=int(env.get("KEYLEDGER_MAX_SUBNETS_PER_KEY", "32")),
+                    allow_match_all_subnets=_flag(env.get("KEYLEDGER_ALLOW_ANY_SOURCE", "")),
+                ),
+            }
+        except ValueError as exc:
+            raise ConfigError(f"bad setting: {exc}") from None
+        values.update(overrides)
+        return cls(**values)
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def discover_redis_url() -> str:
+    """The embedded Redis that ``make run`` started in this checkout, if any."""
+    if REDIS_URL_FILE.exists():
+        return REDIS_URL_FILE.read_text().strip()
+    raise ConfigError(
+        "REDIS_URL is not set and no embedded Redis is running here "
+        "(start one with 'make run', or set REDIS_URL=redis://host:port/0)"
+    )

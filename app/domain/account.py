@@ -1,0 +1,223 @@
+"""The account aggregate: its state folded from events, and the decisions that
+turn commands into new events.
+
+Everything an API key depends on (users, roles, keys, subnets, the API switch)
+belongs to one account, so the account is the unit of consistency: each change
+is checked against the account's current state and appended with the version it
+was checked against (optimistic concurrency).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from app.domain import events as ev
+from app.domain.errors import InvalidInput, NotFound
+from app.domain.network import InvalidSubnet, canonical_subnet
+from app.domain.roles import Role
+
+KEY_NAME = re.compile(r"[A-Za-z0-9_-]{10,50}")
+EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,253}")
+MAX_USER_NAME = 100
+
+
+@dataclass(frozen=True)
+class Limits:
+    keys_per_account: int = 1000
+    subnets_per_key: int = 32
+    users_per_account: int = 1000
+    allow_match_all_subnets: bool = False
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    name: str
+    email: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class SecretKey:
+    name: str
+    key_id: str
+    user_id: str
+    key_hash: str
+    allowed_source_ips: tuple[str, ...]
+    created: datetime
+
+
+@dataclass(frozen=True)
+class AccountState:
+    id: str
+    version: int = 0
+    name: str = ""
+    created: datetime | None = None
+    api_enabled: bool = False
+    account_key_id: str | None = None
+    account_key_hash: str | None = None
+    users: dict[str, User] = field(default_factory=dict)
+    keys: dict[str, SecretKey] = field(default_factory=dict)
+
+    @property
+    def exists(self) -> bool:
+        return self.version > 0
+
+    def user(self, user_id: str) -> User:
+        try:
+            return self.users[user_id]
+        except KeyError:
+            raise NotFound(f"user {user_id!r} not found") from None
+
+    def key(self, name: str) -> SecretKey:
+        try:
+            return self.keys[name]
+        except KeyError:
+            raise NotFound(f"API key {name!r} not found") from None
+
+    def keys_of(self, user_id: str) -> list[SecretKey]:
+        return [k for k in self.keys.values() if k.user_id == user_id]
+
+    def owners(self) -> list[User]:
+        return [u for u in self.users.values() if u.role is Role.OWNER]
+
+    def evolve(self, events: list[ev.Event]) -> AccountState:
+        """Return the state after ``events``; ``self`` is left untouched."""
+        if not events:
+            return self
+        users, keys = dict(self.users), dict(self.keys)
+        state = self
+        for event in events:
+            if event.version != state.version + 1:
+                raise ValueError(
+                    f"account {self.id}: event version {event.version} after {state.version}"
+                )
+            state = _apply(replace(state, version=event.version), event, users, keys)
+        return replace(state, users=users, keys=keys)
+
+
+def _apply(
+    state: AccountState, event: ev.Event, users: dict[str, User], keys: dict[str, SecretKey]
+) -> AccountState:
+    match event:
+        case ev.AccountRegistered():
+            return replace(state, name=event.name, created=event.time)
+        case ev.ApiEnabled():
+            return replace(state, api_enabled=True)
+        case ev.ApiDisabled():
+            return replace(state, api_enabled=False)
+        case ev.AccountKeyIssued():
+            return replace(state, account_key_id=event.key_id, account_key_hash=event.key_hash)
+        case ev.AccountKeyRevoked():
+            return replace(state, account_key_id=None, account_key_hash=None)
+        case ev.UserAdded():
+            users[event.user_id] = User(event.user_id, event.name, event.email, Role(event.role))
+        case ev.UserRenamed():
+            users[event.user_id] = replace(users[event.user_id], name=event.name)
+        case ev.UserRoleChanged():
+            users[event.user_id] = replace(users[event.user_id], role=Role(event.role))
+        case ev.UserRemoved():
+            del users[event.user_id]
+        case ev.SecretKeyCreated():
+            keys[event.name] = SecretKey(
+                event.name,
+                event.key_id,
+                event.user_id,
+                event.key_hash,
+                tuple(event.allowed_source_ips),
+                event.time,
+            )
+        case ev.SecretKeyDeleted():
+            del keys[event.name]
+        case ev.SourceSubnetAllowed():
+            key = keys[event.name]
+            keys[event.name] = replace(
+                key, allowed_source_ips=(*key.allowed_source_ips, event.cidr)
+            )
+        case ev.SourceSubnetRemoved():
+            key = keys[event.name]
+            remaining = tuple(c for c in key.allowed_source_ips if c != event.cidr)
+            keys[event.name] = replace(key, allowed_source_ips=remaining)
+        case _:
+            raise ValueError(f"unknown event type {type(event).__name__}")
+    return state
+
+
+class Recorder:
+    """Collects the events one decision produces, numbering them from the state's version."""
+
+    def __init__(self, state: AccountState, now: datetime, actor: ev.Actor):
+        self.state, self.now, self.actor = state, now, actor
+        self.events: list[ev.Event] = []
+
+    def record(self, event_type: type[ev.Event], **data: Any) -> None:
+        self.events.append(
+            event_type(
+                account_id=self.state.id,
+                version=self.state.version + len(self.events) + 1,
+                time=self.now,
+                actor=self.actor,
+                **data,
+            )
+        )
+
+
+# --- validation shared by every entry point (HTTP, CLI) -------------------------------
+
+
+def check_key_name(name: str) -> str:
+    if not isinstance(name, str) or not KEY_NAME.fullmatch(name):
+        raise InvalidInput(
+            "invalid API key name",
+            fields={"name": ["10-50 characters: letters, digits, '-' and '_' only"]},
+        )
+    return name
+
+
+def check_user_name(name: str) -> str:
+    if (
+        not isinstance(name, str)
+        or not name.strip()
+        or len(name) > MAX_USER_NAME
+        or not name.isprintable()
+    ):
+        raise InvalidInput(
+            "invalid user name",
+            fields={"name": [f"1-{MAX_USER_NAME} printable characters"]},
+        )
+    return name.strip()
+
+
+def check_email(email: str) -> str:
+    if not isinstance(email, str) or len(email) > 254 or not EMAIL.fullmatch(email):
+        raise InvalidInput("invalid email", fields={"email": ["not a valid email address"]})
+    return email
+
+
+def check_role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        allowed = ", ".join(r.value for r in Role)
+        raise InvalidInput(
+            "invalid role", fields={"role": [f"must be one of: {allowed}"]}
+        ) from None
+
+
+def check_subnet(cidr: str, limits: Limits, field_name: str = "cidr") -> str:
+    try:
+        return canonical_subnet(cidr, allow_any=limits.allow_match_all_subnets)
+    except InvalidSubnet as exc:
+        raise InvalidInput(f"invalid subnet: {exc}", fields={field_name: [str(exc)]}) from None
+
+
+def check_account_name(name: str) -> str:
+    try:
+        return check_user_name(name)
+    except InvalidInput:
+        raise InvalidInput(
+            "invalid account name", fields={"name": [f"1-{MAX_USER_NAME} printable characters"]}
+        ) from None

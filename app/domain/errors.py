@@ -1,0 +1,62 @@
+"""One exception hierarchy for the whole product.
+
+Each error carries the HTTP status and a stable machine-readable ``code``; the
+web layer turns any of them into ``{"error": {"status", "code", "description"}}``
+and the CLI into a message and exit status. Messages never contain secrets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class KeyledgerError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, description: str, *, fields: Mapping[str, list[str]] | None = None):
+        super().__init__(description)
+        self.description = description
+        self.fields = dict(fields or {})
+
+
+class InvalidInput(KeyledgerError):
+    status = 400
+    code = "invalid_input"
+
+
+class NotFound(KeyledgerError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(KeyledgerError):
+    status = 409
+    code = "conflict"
+
+
+class ConcurrencyConflict(Conflict):
+    """Another writer appended to the account first (optimistic concurrency lost)."""
+
+    code = "concurrent_modification"
+
+
+class LimitExceeded(Conflict):
+    code = "limit_exceeded"
+
+
+class AuthenticationFailed(KeyledgerError):
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(KeyledgerError):
+    status = 403
+    code = "forbidden"
+
+
+class StoreUnavailable(KeyledgerError):
+    """Redis could not be reached or answered an error: fail closed."""
+
+    status = 503
+    code = "service_unavailable"

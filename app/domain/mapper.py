@@ -1,0 +1,92 @@
+"""Maps events to the flat string records stored in Redis Streams, and back.
+
+A stored record is ``{type, schema, account, version, time, actor, data}``;
+``actor`` and ``data`` are canonical JSON (sorted keys, no spaces) so the same
+event always produces the same bytes. Old schema versions are brought up to date
+by ``UPCASTERS`` when read, so the log itself is never rewritten.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from app.domain.errors import KeyledgerError
+from app.domain.events import EVENT_TYPES, Actor, Event
+
+BASE_FIELDS = frozenset({"account_id", "version", "time", "actor"})
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+#: (type name, schema version it reads) -> function returning the next version's data.
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+class CorruptEvent(KeyledgerError):
+    """A stored record that cannot be turned back into an event."""
+
+    status = 500
+    code = "corrupt_event"
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def format_time(moment: datetime) -> str:
+    """ISO-8601 UTC with milliseconds, e.g. ``2026-11-28T06:00:00.123Z``."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def event_data(event: Event) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for f in dataclasses.fields(event):
+        if f.name in BASE_FIELDS:
+            continue
+        value = getattr(event, f.name)
+        data[f.name] = list(value) if isinstance(value, tuple) else value
+    return data
+
+
+def to_record(event: Event) -> dict[str, str]:
+    actor = {k: v for k, v in dataclasses.asdict(event.actor).items() if v is not None}
+    return {
+        "type": event.TYPE,
+        "schema": str(event.SCHEMA),
+        "account": event.account_id,
+        "version": str(event.version),
+        "time": format_time(event.time),
+        "actor": canonical_json(actor),
+        "data": canonical_json(event_data(event)),
+    }
+
+
+def from_record(record: Mapping[str, str]) -> Event:
+    try:
+        cls = EVENT_TYPES[record["type"]]
+        schema = int(record["schema"])
+        data: dict[str, Any] = json.loads(record["data"])
+        while schema < cls.SCHEMA:
+            data = UPCASTERS[(cls.TYPE, schema)](data)
+            schema += 1
+        if schema != cls.SCHEMA:
+            raise ValueError(f"schema {schema} is newer than this code knows ({cls.SCHEMA})")
+        for f in dataclasses.fields(cls):
+            if f.name in data and isinstance(data[f.name], list):
+                data[f.name] = tuple(data[f.name])
+        return cls(
+            account_id=record["account"],
+            version=int(record["version"]),
+            time=parse_time(record["time"]),
+            actor=Actor(**json.loads(record["actor"])),
+            **data,
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CorruptEvent(f"cannot decode event record: {exc!r}") from exc

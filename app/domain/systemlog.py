@@ -1,0 +1,105 @@
+"""How each event reads in the system log (``GET /v1/logs``).
+
+Pure: the syslog projector stores what ``entry_for`` returns. The wording names
+resources by their names and ids, never by key material.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.domain import events as ev
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    id: int
+    time: str
+    originator: str
+    api_key_name: str | None
+    resource: str
+    resource_id: str
+    type: str
+    description: str
+
+
+def _describe(event: ev.Event) -> tuple[str, str, str, str]:
+    """(resource, resourceId, type, description) for one event."""
+    match event:
+        case ev.AccountRegistered():
+            return "account", event.account_id, "create", f"Account '{event.name}' registered"
+        case ev.ApiEnabled():
+            return "account", event.account_id, "update", "API access enabled"
+        case ev.ApiDisabled():
+            return "account", event.account_id, "update", "API access disabled"
+        case ev.AccountKeyIssued():
+            return "account-key", event.account_id, "create", "Account key issued"
+        case ev.AccountKeyRevoked():
+            return "account-key", event.account_id, "delete", "Account key revoked"
+        case ev.UserAdded():
+            return (
+                "user",
+                event.user_id,
+                "create",
+                f"User '{event.name}' <{event.email}> added with role {event.role}",
+            )
+        case ev.UserRenamed():
+            return (
+                "user",
+                event.user_id,
+                "update",
+                f"User '{event.previous_name}' renamed to '{event.name}'",
+            )
+        case ev.UserRoleChanged():
+            return (
+                "user",
+                event.user_id,
+                "update",
+                f"Role of user '{event.user_name}' changed from {event.previous_role} to {event.role}",
+            )
+        case ev.UserRemoved():
+            return "user", event.user_id, "delete", f"User '{event.user_name}' removed"
+        case ev.SecretKeyCreated():
+            subnets = ", ".join(event.allowed_source_ips) or "any source"
+            return (
+                "api-key",
+                event.name,
+                "create",
+                f"API key '{event.name}' created for user '{event.user_name}' ({subnets})",
+            )
+        case ev.SecretKeyDeleted():
+            return (
+                "api-key",
+                event.name,
+                "delete",
+                f"API key '{event.name}' of user '{event.user_name}' deleted",
+            )
+        case ev.SourceSubnetAllowed():
+            return (
+                "api-key",
+                event.name,
+                "update",
+                f"Source subnet {event.cidr} allowed for API key '{event.name}'",
+            )
+        case ev.SourceSubnetRemoved():
+            return (
+                "api-key",
+                event.name,
+                "update",
+                f"Source subnet {event.cidr} removed from API key '{event.name}'",
+            )
+    raise ValueError(f"no system-log wording for {type(event).__name__}")
+
+
+def entry_for(event: ev.Event) -> LogEntry:
+    resource, resource_id, kind, description = _describe(event)
+    return LogEntry(
+        id=event.version,
+        time=event.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        originator=event.actor.name,
+        api_key_name=event.actor.api_key_name,
+        resource=resource,
+        resource_id=resource_id,
+        type=kind,
+        description=description,
+    )

@@ -1,0 +1,165 @@
+"""The application service: load the account, decide, append, wait until in effect.
+
+Every change, from HTTP or the CLI, goes through ``Ledger.execute``. New keys
+are generated and hashed here; the plaintext is returned to the caller once and
+is held nowhere else.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from app.adapters.accounts import AccountRepository
+from app.adapters.applied import AppliedWatch
+from app.adapters.eventstore import EventStore
+from app.adapters.keyspace import Keyspace
+from app.authn.hashing import KeyHasher
+from app.domain import commands as cmd
+from app.domain.account import AccountState, Limits, Recorder
+from app.domain.decisions import decide
+from app.domain.events import Actor, Event
+from app.domain.tokens import KeyKind, generate
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    events: tuple[Event, ...]
+    state: AccountState
+    #: False when the projector did not apply the change within the wait.
+    in_effect: bool
+
+
+class Ledger:
+    def __init__(
+        self,
+        store: EventStore,
+        accounts: AccountRepository,
+        watch: AppliedWatch,
+        hasher: KeyHasher,
+        keyspace: Keyspace,
+        limits: Limits,
+        apply_timeout: float,
+        clock: Clock = utcnow,
+    ):
+        self.store, self.accounts, self.watch = store, accounts, watch
+        self.hasher, self.keys, self.limits = hasher, keyspace, limits
+        self.apply_timeout, self.clock = apply_timeout, clock
+
+    def state(self, account_id: str) -> AccountState:
+        return self.accounts.load(account_id)
+
+    def execute(self, command: cmd.Command, actor: Actor) -> Outcome:
+        state = self.accounts.load(command.account_id)
+        events = decide(state, command, Recorder(state, self.clock(), actor), self.limits)
+        appended = self.store.append(command.account_id, state.version, events)
+        in_effect = self.watch.wait(appended.partition, appended.last_log_id, self.apply_timeout)
+        return Outcome(tuple(events), state.evolve(events), in_effect)
+
+    def _new_key(self, kind: KeyKind, account_id: str) -> tuple[str, str, str]:
+        key = generate(kind, self.keys.partition_of(account_id))
+        return key.token, key.key_id, self.hasher.hash(key.token)
+
+    # -- operator actions -------------------------------------------------------------
+    def register_account(
+        self, name: str, owner_name: str, owner_email: str, actor: Actor
+    ) -> tuple[str, str, Outcome]:
+        account_id, owner_id = new_id(), new_id()
+        outcome = self.execute(
+            cmd.RegisterAccount(
+                account_id=account_id,
+                name=name,
+                owner_user_id=owner_id,
+                owner_name=owner_name,
+                owner_email=owner_email,
+            ),
+            actor,
+        )
+        return account_id, owner_id, outcome
+
+    def enable_api(self, account_id: str, actor: Actor) -> tuple[str | None, Outcome]:
+        """Enable the API; the first time, issue the account key (returned once)."""
+        token, key_id, key_hash = self._new_key(KeyKind.ACCOUNT, account_id)
+        outcome = self.execute(
+            cmd.EnableApi(account_id=account_id, key_id=key_id, key_hash=key_hash), actor
+        )
+        issued = outcome.state.account_key_id == key_id
+        return (token if issued else None), outcome
+
+    def disable_api(self, account_id: str, actor: Actor) -> Outcome:
+        return self.execute(cmd.DisableApi(account_id=account_id), actor)
+
+    def rotate_account_key(self, account_id: str, actor: Actor) -> tuple[str, Outcome]:
+        token, key_id, key_hash = self._new_key(KeyKind.ACCOUNT, account_id)
+        outcome = self.execute(
+            cmd.RotateAccountKey(account_id=account_id, key_id=key_id, key_hash=key_hash), actor
+        )
+        return token, outcome
+
+    # -- account owners' actions ------------------------------------------------------
+    def add_user(
+        self, account_id: str, name: str, email: str, role: str, actor: Actor
+    ) -> tuple[str, Outcome]:
+        user_id = new_id()
+        outcome = self.execute(
+            cmd.AddUser(account_id=account_id, user_id=user_id, name=name, email=email, role=role),
+            actor,
+        )
+        return user_id, outcome
+
+    def update_user(
+        self, account_id: str, user_id: str, name: str | None, role: str | None, actor: Actor
+    ) -> Outcome:
+        return self.execute(
+            cmd.UpdateUser(account_id=account_id, user_id=user_id, name=name, role=role), actor
+        )
+
+    def remove_user(self, account_id: str, user_id: str, actor: Actor) -> Outcome:
+        return self.execute(cmd.RemoveUser(account_id=account_id, user_id=user_id), actor)
+
+    def create_secret_key(
+        self,
+        account_id: str,
+        name: str,
+        user_id: str,
+        allowed_source_ips: tuple[str, ...],
+        actor: Actor,
+    ) -> tuple[str, Outcome]:
+        token, key_id, key_hash = self._new_key(KeyKind.SECRET, account_id)
+        outcome = self.execute(
+            cmd.CreateSecretKey(
+                account_id=account_id,
+                name=name,
+                user_id=user_id,
+                key_id=key_id,
+                key_hash=key_hash,
+                allowed_source_ips=allowed_source_ips,
+            ),
+            actor,
+        )
+        return token, outcome
+
+    def delete_secret_key(self, account_id: str, name: str, actor: Actor) -> Outcome:
+        return self.execute(cmd.DeleteSecretKey(account_id=account_id, name=name), actor)
+
+    def allow_subnet(self, account_id: str, name: str, cidr: str, actor: Actor) -> Outcome:
+        return self.execute(
+            cmd.AllowSourceSubnet(account_id=account_id, name=name, cidr=cidr), actor
+        )
+
+    def remove_subnet(self, account_id: str, name: str, cidr: str, actor: Actor) -> Outcome:
+        return self.execute(
+            cmd.RemoveSourceSubnet(account_id=account_id, name=name, cidr=cidr), actor
+        )

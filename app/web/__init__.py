@@ -1,0 +1,1 @@
+"""The Flask front end: thin views over ``app.service.Ledger``."""

@@ -1,0 +1,50 @@
+"""flask-smorest pieces shared by the views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app, jsonify
+from flask_smorest import Blueprint as SmorestBlueprint
+from webargs.flaskparser import FlaskParser
+
+from app.bootstrap import Container
+from app.service import Ledger, Outcome
+
+NOT_IN_EFFECT = (
+    "recorded but not yet in effect: the projector has not applied this change yet "
+    "(is the projector running?); it takes effect as soon as it is applied"
+)
+
+
+class Parser(FlaskParser):
+    DEFAULT_VALIDATION_STATUS = 400
+
+
+class Blueprint(SmorestBlueprint):
+    """Validation errors are 400 Bad Request, with every bad field named."""
+
+    ARGUMENTS_PARSER = Parser()
+
+
+def container() -> Container:
+    return current_app.extensions["keyledger"]  # type: ignore[no-any-return]
+
+
+def ledger() -> Ledger:
+    return container().ledger
+
+
+def changed(outcome: Outcome, body: dict[str, Any] | None, status: int) -> Any:
+    """The response to a change: its normal status once in effect, else 202 and a notice."""
+    if outcome.in_effect:
+        if body is None:
+            return Response(status=status)
+        return body, status
+    headers = {"Keyledger-Change": "recorded; not yet in effect"}
+    if body is None:
+        response = jsonify({"notice": NOT_IN_EFFECT})
+        response.status_code = 202
+        response.headers.update(headers)
+        return response
+    return {**body, "notice": NOT_IN_EFFECT}, 202, headers

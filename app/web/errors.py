@@ -1,0 +1,128 @@
+"""One error format for every failure: ``{"error": {"status", "code", "description"}}``.
+
+Authentication failures are deliberately identical whatever the reason; the
+reason goes to the server log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from redis.exceptions import RedisError
+from werkzeug.exceptions import HTTPException
+
+from app.domain.errors import KeyledgerError
+
+log = logging.getLogger("keyledger.web")
+
+UNAUTHENTICATED = "Authentication failed for requested resource"
+FORBIDDEN = "Not allowed to access requested resource"
+
+_CODES = {
+    400: "invalid_input",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    429: "too_many_requests",
+    431: "headers_too_large",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+
+def error_response(
+    status: int,
+    description: str,
+    code: str | None = None,
+    fields: Mapping[str, list[str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "status": status,
+        "code": code or _CODES.get(status, "error"),
+        "description": description,
+    }
+    if fields:
+        body["fields"] = {name: list(messages) for name, messages in fields.items()}
+    response = jsonify({"error": body})
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def unauthenticated() -> Response:
+    return error_response(
+        401, UNAUTHENTICATED, headers={"WWW-Authenticate": 'ApiKey realm="keyledger"'}
+    )
+
+
+def forbidden() -> Response:
+    return error_response(403, FORBIDDEN)
+
+
+def flatten_validation(messages: Any) -> dict[str, list[str]]:
+    """webargs nests errors by location (``{"json": {"name": [...]}}``); flatten them."""
+    flat: dict[str, list[str]] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), inner)
+        elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            flat.setdefault(prefix or "_schema", []).extend(value)
+        else:
+            flat.setdefault(prefix or "_schema", []).append(str(value))
+
+    if isinstance(messages, Mapping):
+        for location, inner in messages.items():
+            walk("" if location in {"json", "query", "path", "form"} else str(location), inner)
+    else:
+        walk("", messages)
+    return flat
+
+
+def handle_http_exception(error: HTTPException) -> Response:
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    if status in (400, 422) and "messages" in data:
+        fields = flatten_validation(data["messages"])
+        described = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in fields.items())
+        return error_response(400, f"invalid request: {described}", fields=fields)
+    description = error.description or error.name
+    if status == 401:
+        return unauthenticated()
+    return error_response(status, str(description))
+
+
+def handle_keyledger_error(error: KeyledgerError) -> Response:
+    if error.status == 401:
+        return unauthenticated()
+    if error.status >= 500:
+        log.error("%s: %s", error.code, error.description)
+    return error_response(error.status, error.description, error.code, error.fields)
+
+
+def handle_redis_error(error: RedisError) -> Response:
+    log.error("redis unavailable: %s", type(error).__name__)
+    return error_response(503, "storage unavailable; retry later", "service_unavailable")
+
+
+def handle_unexpected(error: Exception) -> Response:
+    log.exception("unexpected error")
+    return error_response(500, "internal error")
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(KeyledgerError, handle_keyledger_error)
+    app.register_error_handler(RedisError, handle_redis_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,83 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+from flask_smorest import Api
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.bootstrap import Container, build
+from app.config import Settings
+from app.web import auth, errors
+from app.web.audit import audit_blp
+from app.web.blueprint import Blueprint
+from app.web.schemas import ErrorSchema
+from app.web.views import account_blp, keys_blp, users_blp
+
+MAX_BODY_BYTES = 64 * 1024
+
+health_blp = Blueprint("health", __name__, description="Liveness")
+
+
+@health_blp.route("/healthz")
+def healthz() -> dict[str, str]:
+    """Liveness of this web process (no Redis call)."""
+    return {"status": "ok"}
+
+
+class KeyledgerApi(Api):
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error: Any) -> Any:
+        return errors.handle_http_exception(error)
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the web app. ``config`` may hold ``settings`` (a ``Settings``) or a ``container``."""
+    config = dict(config or {})
+    container: Container | None = config.pop("container", None)
+    if container is None:
+        settings = config.pop("settings", None) or Settings.from_env()
+        container = build(settings)
+    settings = container.settings
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    app = Flask("keyledger")
+    app.config.update(
+        API_TITLE="keyledger",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="swagger-ui",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        **config,
+    )
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
+    app.extensions["keyledger"] = container
+
+    api = KeyledgerApi(
+        app,
+        spec_kwargs={
+            "info": {
+                "description": "Event-sourced API-key authentication (account key + secret key)"
+            },
+        },
+    )
+    for name, header in (("accountKey", "x-api-key"), ("secretKey", "x-api-secret-key")):
+        api.spec.components.security_scheme(
+            name, {"type": "apiKey", "in": "header", "name": header}
+        )
+    api.spec.options["security"] = [{"accountKey": [], "secretKey": []}]
+    for blueprint in (health_blp, account_blp, users_blp, keys_blp, audit_blp):
+        api.register_blueprint(blueprint)
+    errors.register(app)
+    auth.install(app, container.authenticator)
+    return app

@@ -1,0 +1,169 @@
+"""Account, users and API keys: ``/v1/``, ``/v1/users``, ``/v1/api-keys``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+from flask.views import MethodView
+
+from app.domain.account import AccountState, SecretKey, User
+from app.domain.mapper import format_time
+from app.web import schemas as s
+from app.web.auth import current_actor, current_principal
+from app.web.blueprint import Blueprint, changed, ledger
+
+account_blp = Blueprint("account", __name__, url_prefix="/v1", description="The calling key")
+users_blp = Blueprint("users", __name__, url_prefix="/v1/users", description="Account users")
+keys_blp = Blueprint("api_keys", __name__, url_prefix="/v1/api-keys", description="Secret keys")
+
+
+def user_body(state: AccountState, user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "name": user.name,
+        "email": user.email,
+        "role": user.role.value,
+        "has_api_key": bool(state.keys_of(user.id)),
+    }
+
+
+def key_body(state: AccountState, key: SecretKey) -> dict[str, Any]:
+    return {
+        "name": key.name,
+        "user_id": key.user_id,
+        "account_id": state.id,
+        "allowed_source_ips": list(key.allowed_source_ips),
+        "created_timestamp": format_time(key.created),
+    }
+
+
+@account_blp.route("/")
+class WhoAmI(MethodView):
+    @account_blp.response(200, s.WhoAmISchema)
+    def get(self) -> dict[str, Any]:
+        """The account and the key making this call."""
+        principal = current_principal()
+        state = ledger().state(principal.account_id)
+        key = state.key(principal.key_name)
+        owner = state.user(key.user_id)
+        return {
+            "account": {
+                "id": state.id,
+                "name": state.name,
+                "key": {
+                    **key_body(state, key),
+                    "account_name": state.name,
+                    "owner": {"name": owner.name, "email": owner.email},
+                    "http_source_ip": request.remote_addr,
+                },
+            }
+        }
+
+
+@users_blp.route("")
+class Users(MethodView):
+    @users_blp.response(200, s.UsersSchema)
+    def get(self) -> dict[str, Any]:
+        """All users of the account."""
+        state = ledger().state(current_principal().account_id)
+        users = sorted(state.users.values(), key=lambda u: (u.name.lower(), u.id))
+        return {"users": [user_body(state, u) for u in users]}
+
+    @users_blp.arguments(s.UserCreateSchema)
+    @users_blp.response(201, s.UserSchema)
+    def post(self, body: dict[str, Any]) -> Any:
+        """Add a user."""
+        account_id = current_principal().account_id
+        user_id, outcome = ledger().add_user(
+            account_id, body["name"], body["email"], body["role"], current_actor()
+        )
+        return changed(outcome, user_body(outcome.state, outcome.state.user(user_id)), 201)
+
+
+@users_blp.route("/<string:user_id>")
+class UserItem(MethodView):
+    @users_blp.response(200, s.UserSchema)
+    def get(self, user_id: str) -> dict[str, Any]:
+        """One user."""
+        state = ledger().state(current_principal().account_id)
+        return user_body(state, state.user(user_id))
+
+    @users_blp.arguments(s.UserUpdateSchema)
+    @users_blp.response(200, s.UserSchema)
+    def put(self, body: dict[str, Any], user_id: str) -> Any:
+        """Change a user's name and/or role."""
+        account_id = current_principal().account_id
+        outcome = ledger().update_user(
+            account_id, user_id, body.get("name"), body.get("role"), current_actor()
+        )
+        return changed(outcome, user_body(outcome.state, outcome.state.user(user_id)), 200)
+
+    @users_blp.response(204)
+    def delete(self, user_id: str) -> Any:
+        """Remove a user and every key they hold."""
+        outcome = ledger().remove_user(current_principal().account_id, user_id, current_actor())
+        return changed(outcome, None, 204)
+
+
+@keys_blp.route("")
+class ApiKeys(MethodView):
+    @keys_blp.response(200, s.ApiKeysSchema)
+    def get(self) -> dict[str, Any]:
+        """All secret keys of the account (never their secrets)."""
+        state = ledger().state(current_principal().account_id)
+        keys = sorted(state.keys.values(), key=lambda k: k.name)
+        return {"api_keys": [key_body(state, k) for k in keys]}
+
+    @keys_blp.arguments(s.ApiKeyCreateSchema)
+    @keys_blp.response(201, s.ApiKeyCreatedSchema)
+    def post(self, body: dict[str, Any]) -> Any:
+        """Create a secret key; its secret is in this response and nowhere else, ever."""
+        account_id = current_principal().account_id
+        secret, outcome = ledger().create_secret_key(
+            account_id,
+            body["name"],
+            body["user_id"],
+            tuple(body["allowed_source_ips"]),
+            current_actor(),
+        )
+        state = outcome.state
+        return changed(
+            outcome, {**key_body(state, state.key(body["name"])), "secret_key": secret}, 201
+        )
+
+
+@keys_blp.route("/<string:name>")
+class ApiKeyItem(MethodView):
+    @keys_blp.response(200, s.ApiKeySchema)
+    def get(self, name: str) -> dict[str, Any]:
+        """One secret key."""
+        state = ledger().state(current_principal().account_id)
+        return key_body(state, state.key(name))
+
+    @keys_blp.response(204)
+    def delete(self, name: str) -> Any:
+        """Delete a secret key: the next request with it fails."""
+        outcome = ledger().delete_secret_key(current_principal().account_id, name, current_actor())
+        return changed(outcome, None, 204)
+
+
+@keys_blp.route("/<string:name>/allowed-source-ips")
+class AllowedSourceIps(MethodView):
+    @keys_blp.arguments(s.CidrSchema)
+    @keys_blp.response(200, s.ApiKeySchema)
+    def post(self, body: dict[str, Any], name: str) -> Any:
+        """Allow one more source subnet (IPv4 or IPv6 CIDR) for the key."""
+        outcome = ledger().allow_subnet(
+            current_principal().account_id, name, body["cidr"], current_actor()
+        )
+        return changed(outcome, key_body(outcome.state, outcome.state.key(name)), 200)
+
+    @keys_blp.arguments(s.CidrSchema, location="query")
+    @keys_blp.response(200, s.ApiKeySchema)
+    def delete(self, query: dict[str, Any], name: str) -> Any:
+        """Remove one source subnet from the key."""
+        outcome = ledger().remove_subnet(
+            current_principal().account_id, name, query["cidr"], current_actor()
+        )
+        return changed(outcome, key_body(outcome.state, outcome.state.key(name)), 200)

@@ -1,0 +1,15 @@
+"""The account has its API enabled (it is disabled by default)."""
+
+from __future__ import annotations
+
+from policies.decision import Decision
+from policies.facts import AuthFacts
+
+NAME = "api_enabled"
+STATUS = 401
+
+
+def evaluate(facts: AuthFacts) -> Decision:
+    if facts.account is None or not facts.account.api_enabled:
+        return Decision.deny(NAME, "API access is disabled for the account", STATUS)
+    return Decision.allow(NAME)

@@ -1,0 +1,46 @@
+"""Combines the policies deny-by-default: every policy must allow explicitly.
+
+The first denial is the explanation (it goes to the server log); an empty
+policy list allows nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from policies import (
+    account_key_valid,
+    api_enabled,
+    credentials_present,
+    role_permits,
+    same_account,
+    secret_key_valid,
+    source_ip_allowed,
+)
+from policies.decision import Decision
+from policies.facts import AuthFacts
+
+Policy = Callable[[AuthFacts], Decision]
+
+#: Evaluation order: authentication conditions (401) before authorization (403).
+DEFAULT_POLICIES: tuple[Policy, ...] = (
+    credentials_present.evaluate,
+    account_key_valid.evaluate,
+    api_enabled.evaluate,
+    secret_key_valid.evaluate,
+    same_account.evaluate,
+    role_permits.evaluate,
+    source_ip_allowed.evaluate,
+)
+
+NAME = "engine"
+
+
+def evaluate(facts: AuthFacts, policies: Sequence[Policy] = DEFAULT_POLICIES) -> Decision:
+    if not policies:
+        return Decision.deny(NAME, "no policy configured", 403)
+    for policy in policies:
+        decision = policy(facts)
+        if not decision.allowed:
+            return decision
+    return Decision.allow(NAME, "all policies allow")

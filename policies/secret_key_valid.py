@@ -1,0 +1,17 @@
+"""The secret key exists (not deleted) and its secret verifies."""
+
+from __future__ import annotations
+
+from policies.decision import Decision
+from policies.facts import AuthFacts
+
+NAME = "secret_key_valid"
+STATUS = 401
+
+
+def evaluate(facts: AuthFacts) -> Decision:
+    if facts.secret_key is None:
+        return Decision.deny(NAME, "unknown or deleted secret key id", STATUS)
+    if not facts.secret_key_verified:
+        return Decision.deny(NAME, "secret key secret does not verify", STATUS)
+    return Decision.allow(NAME)

@@ -1,0 +1,24 @@
+"""The request comes from one of the key's allowed subnets, when it has any."""
+
+from __future__ import annotations
+
+from app.domain.network import address_allowed, client_address
+from policies.decision import Decision
+from policies.facts import AuthFacts
+
+NAME = "source_ip_allowed"
+STATUS = 403
+
+
+def evaluate(facts: AuthFacts) -> Decision:
+    if facts.secret_key is None:
+        return Decision.deny(NAME, "no secret key", STATUS)
+    subnets = facts.secret_key.allowed_source_ips
+    if not subnets:
+        return Decision.allow(NAME, "key has no source restriction")
+    address = client_address(facts.source_ip)
+    if address is None:
+        return Decision.deny(NAME, "source address missing or malformed", STATUS)
+    if not address_allowed(address, subnets):
+        return Decision.deny(NAME, f"source {address} is outside the key's subnets", STATUS)
+    return Decision.allow(NAME)

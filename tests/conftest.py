@@ -1,0 +1,89 @@
+"""Shared fixtures.
+
+Unit tests need nothing. Integration and end-to-end tests use a real Redis:
+``REDIS_URL`` when set, otherwise a throwaway embedded ``redis-server`` started
+once for the session on a free port. Every test gets its own key namespace, so
+tests never see each other's data and never touch anything else in that Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from app.adapters.embedded import EmbeddedRedis
+from app.bootstrap import Container, build
+from app.config import Settings
+from workers.projector import Projector
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    given = os.environ.get("REDIS_URL")
+    if given:
+        yield given
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persistent=False)
+    url = server.start()
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def settings(redis_url: str, namespace: str) -> Settings:
+    return Settings(redis_url=redis_url, namespace=namespace, partitions=4, apply_timeout=5.0)
+
+
+@pytest.fixture
+def redis_client(redis_url: str, namespace: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    keys = list(client.scan_iter(match=f"{namespace}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture
+def container(settings: Settings, redis_client: redis.Redis) -> Container:
+    return build(settings)
+
+
+class RunningProjector:
+    def __init__(self, container: Container):
+        self.client = redis.Redis.from_url(
+            container.settings.redis_url, decode_responses=True, socket_timeout=10
+        )
+        self.projector = Projector(self.client, container.keyspace, consumer="test", block_ms=100)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.projector.run, args=(self.stop,), daemon=True)
+
+    def __enter__(self) -> Projector:
+        self.thread.start()
+        return self.projector
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def projector(container: Container) -> Iterator[Projector]:
+    """A projector running in a thread for the duration of the test."""
+    with RunningProjector(container) as running:
+        yield running
+
+
+ROOT = Path(__file__).resolve().parent.parent

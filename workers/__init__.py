@@ -1,0 +1,1 @@
+"""Workers: the projector that turns the log into projections, and background jobs."""
