@@ -19,6 +19,11 @@ audit_blp = Blueprint("audit", __name__, url_prefix="/v1", description="System l
 REDACTED_FIELDS = frozenset({"key_hash"})
 
 
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
 def link(rel: str, **params: Any) -> dict[str, str]:
     query = urlencode({k: v for k, v in params.items() if v is not None})
     return {"rel": rel, "href": f"{request.path}?{query}", "type": "GET"}
@@ -75,8 +80,8 @@ class Events(MethodView):
                     "type": stored.record["type"],
                     "schema_version": int(stored.record["schema"]),
                     "time": stored.record["time"],
-                    "actor": json.loads(stored.record["actor"]),
-                    "data": {k: v for k, v in data.items() if k not in REDACTED_FIELDS},
+                    "actor": {camel(k): v for k, v in json.loads(stored.record["actor"]).items()},
+                    "data": {camel(k): v for k, v in data.items() if k not in REDACTED_FIELDS},
                 }
             )
         links = []

@@ -1,0 +1,29 @@
+"""Builders shared by the integration tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.bootstrap import Container
+from app.domain.events import OPERATOR
+
+
+@dataclass
+class Bootstrapped:
+    account_id: str
+    owner_id: str
+    account_key: str
+    secret_key: str
+    key_name: str = "owner-key-0001"
+
+
+def bootstrap(container: Container, name: str = "Acme") -> Bootstrapped:
+    """An account with its API enabled and one Owner key, through the ledger."""
+    ledger = container.ledger
+    account_id, owner_id, _ = ledger.register_account(
+        name, "Ann Owner", "ann@example.com", OPERATOR
+    )
+    account_key, _ = ledger.enable_api(account_id, OPERATOR)
+    assert account_key is not None
+    secret, _ = ledger.create_secret_key(account_id, "owner-key-0001", owner_id, (), OPERATOR)
+    return Bootstrapped(account_id, owner_id, account_key, secret)

@@ -1,0 +1,83 @@
+"""The operator command line, each command printing one JSON object with --json."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from app.bootstrap import Container
+from app.cli import main
+
+
+@pytest.fixture
+def cli(container: Container, projector, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("REDIS_URL", container.settings.redis_url)
+    monkeypatch.setenv("KEYLEDGER_NAMESPACE", container.settings.namespace)
+    monkeypatch.setenv("KEYLEDGER_PARTITIONS", str(container.settings.partitions))
+    runner = CliRunner()
+
+    def invoke(*args: str) -> tuple[int, dict]:
+        result = runner.invoke(main, [*args, "--json"])
+        return result.exit_code, json.loads(result.stdout)
+
+    return invoke
+
+
+def test_bootstrap_an_account_from_the_command_line(cli, container: Container) -> None:
+    code, created = cli(
+        "account", "create", "--name", "Acme", "--owner-name", "Ann", "--owner-email", "a@x.io"
+    )
+    assert code == 0 and set(created) == {"accountId", "ownerUserId"}
+    code, enabled = cli("api", "enable", "--account", created["accountId"])
+    assert code == 0 and enabled["accountKey"].startswith("klak_")
+    code, key = cli(
+        "key",
+        "create",
+        "--account",
+        created["accountId"],
+        "--user",
+        created["ownerUserId"],
+        "--name",
+        "bootstrap-key-1",
+    )
+    assert code == 0 and key["name"] == "bootstrap-key-1" and key["secretKey"].startswith("klsk_")
+    result = container.authenticator.authenticate(
+        method="GET",
+        path="/v1/",
+        source_ip="127.0.0.1",
+        account_key=enabled["accountKey"],
+        secret_key=key["secretKey"],
+    )
+    assert result.allowed
+
+
+def test_rotate_replaces_the_account_key(cli) -> None:
+    _, created = cli(
+        "account", "create", "--name", "Acme", "--owner-name", "Ann", "--owner-email", "a@x.io"
+    )
+    _, first = cli("api", "enable", "--account", created["accountId"])
+    code, rotated = cli("account-key", "rotate", "--account", created["accountId"])
+    assert code == 0 and rotated["accountKey"] != first["accountKey"]
+
+
+def test_errors_are_one_json_object_and_a_nonzero_exit(cli) -> None:
+    code, body = cli("api", "enable", "--account", "no-such-account")
+    assert code == 1
+    assert body["error"]["status"] == 404
+    code, body = cli(
+        "account", "create", "--name", "Acme", "--owner-name", "Ann", "--owner-email", "nope"
+    )
+    assert code == 1 and body["error"]["fields"] == {"email": ["not a valid email address"]}
+
+
+def test_disable_then_enable_keeps_the_account_key(cli) -> None:
+    _, created = cli(
+        "account", "create", "--name", "Acme", "--owner-name", "Ann", "--owner-email", "a@x.io"
+    )
+    cli("api", "enable", "--account", created["accountId"])
+    code, _ = cli("api", "disable", "--account", created["accountId"])
+    assert code == 0
+    code, again = cli("api", "enable", "--account", created["accountId"])
+    assert code == 0 and again["accountKey"] is None

@@ -1,0 +1,158 @@
+"""The Flask app in process (test client) against a real Redis and a running projector."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flask.testing import FlaskClient
+
+from app import create_app
+from app.bootstrap import Container, build
+from app.config import Settings
+from tests.integration.helpers import Bootstrapped, bootstrap
+
+
+@pytest.fixture
+def client(container: Container) -> Iterator[FlaskClient]:
+    app = create_app({"container": container, "TESTING": True})
+    with app.test_client() as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def owner(container: Container, projector) -> Bootstrapped:
+    return bootstrap(container)
+
+
+def headers(b: Bootstrapped, secret: str | None = None) -> dict[str, str]:
+    return {"x-api-key": b.account_key, "x-api-secret-key": secret or b.secret_key}
+
+
+def test_openapi_document_describes_both_key_headers(client: FlaskClient) -> None:
+    doc = client.get("/v1/openapi.json").get_json()
+    schemes = doc["components"]["securitySchemes"]
+    assert {s["name"] for s in schemes.values()} == {"x-api-key", "x-api-secret-key"}
+    assert "/v1/api-keys/{name}/allowed-source-ips" in doc["paths"]
+    assert client.get("/v1/swagger-ui").status_code == 200
+
+
+def test_unknown_route_without_keys_is_401_not_404(client: FlaskClient) -> None:
+    assert client.get("/v1/nothing-here").status_code == 401
+
+
+def test_unknown_route_with_keys_is_a_json_404(client: FlaskClient, owner: Bootstrapped) -> None:
+    response = client.get("/v1/nothing-here", headers=headers(owner))
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "not_found"
+
+
+def test_wrong_method_is_a_json_405(client: FlaskClient, owner: Bootstrapped) -> None:
+    response = client.patch("/v1/users", headers=headers(owner))
+    assert response.status_code == 405
+    assert set(response.get_json()["error"]) == {"status", "code", "description"}
+
+
+def test_validation_errors_name_each_bad_field(client: FlaskClient, owner: Bootstrapped) -> None:
+    response = client.post(
+        "/v1/api-keys", headers=headers(owner), json={"name": "short", "userId": 7, "extra": 1}
+    )
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert set(error["fields"]) == {"name", "userId", "extra"}
+
+
+def test_bad_query_parameters_are_400(client: FlaskClient, owner: Bootstrapped) -> None:
+    for query in ("limit=0", "limit=1001", "offset=-1", "limit=abc", "startTime=yesterday"):
+        response = client.get(f"/v1/logs?{query}", headers=headers(owner))
+        assert response.status_code == 400, query
+
+
+def test_invalid_json_body_is_400(client: FlaskClient, owner: Bootstrapped) -> None:
+    response = client.post(
+        "/v1/users",
+        headers={**headers(owner), "Content-Type": "application/json"},
+        data=b"{not json",
+    )
+    assert response.status_code == 400
+
+
+def test_oversized_body_is_413(client: FlaskClient, owner: Bootstrapped) -> None:
+    response = client.post(
+        "/v1/users",
+        headers=headers(owner),
+        json={"name": "x" * 70_000, "email": "a@b.c", "role": "Owner"},
+    )
+    assert response.status_code == 413
+
+
+def test_created_secret_is_shown_once(client: FlaskClient, owner: Bootstrapped) -> None:
+    created = client.post(
+        "/v1/api-keys",
+        headers=headers(owner),
+        json={"name": "second-key-01", "userId": owner.owner_id},
+    )
+    assert created.status_code == 201
+    secret = created.get_json()["secretKey"]
+    assert secret.startswith("klsk_")
+    assert secret not in client.get("/v1/api-keys", headers=headers(owner)).get_data(as_text=True)
+    item = client.get("/v1/api-keys/second-key-01", headers=headers(owner))
+    assert secret not in item.get_data(as_text=True)
+    assert client.get("/v1/", headers=headers(owner, secret)).status_code == 200
+
+
+def test_subnets_are_stored_canonically(client: FlaskClient, owner: Bootstrapped) -> None:
+    response = client.post(
+        f"/v1/api-keys/{owner.key_name}/allowed-source-ips",
+        headers=headers(owner),
+        json={"cidr": "2001:DB8::/32"},
+    )
+    assert response.get_json()["allowedSourceIps"] == ["2001:db8::/32"]
+    # Only IPv6 allowed now: 127.0.0.1 is refused.
+    assert client.get("/v1/", headers=headers(owner)).status_code == 403
+
+
+def test_logs_name_the_key_that_made_each_change(client: FlaskClient, owner: Bootstrapped) -> None:
+    client.post(
+        "/v1/users",
+        headers=headers(owner),
+        json={"name": "Vic", "email": "v@x.io", "role": "Viewer"},
+    )
+    entries = client.get("/v1/logs?limit=1", headers=headers(owner)).get_json()["entries"]
+    assert entries[0]["apiKeyName"] == owner.key_name
+    assert entries[0]["originator"] == "Ann Owner"
+    assert entries[0]["resource"] == "user"
+
+
+def test_every_response_carries_a_request_id(client: FlaskClient, owner: Bootstrapped) -> None:
+    response = client.get("/v1/", headers={**headers(owner), "X-Request-Id": "abc-123"})
+    assert response.headers["X-Request-Id"] == "abc-123"
+    response = client.get("/v1/", headers={**headers(owner), "X-Request-Id": "bad id <script>"})
+    assert response.headers["X-Request-Id"] != "bad id"
+
+
+def test_change_without_projector_is_202_with_a_notice(container: Container) -> None:
+    # Bootstrap with a projector, then stop it and change something.
+    from tests.conftest import RunningProjector
+
+    with RunningProjector(container):
+        b = bootstrap(container)
+    container.ledger.apply_timeout = 0.2
+    app = create_app({"container": container})
+    with app.test_client() as test_client:
+        response = test_client.delete(f"/v1/api-keys/{b.key_name}", headers=headers(b))
+    assert response.status_code == 202
+    assert "not yet in effect" in response.get_json()["notice"]
+
+
+def test_redis_unreachable_is_503_never_200_or_500(redis_url: str) -> None:
+    dead = build(Settings(redis_url="redis://127.0.0.1:1/0", redis_timeout=0.2))
+    app = create_app({"container": dead})
+    from app.domain.tokens import KeyKind, generate
+
+    ak, sk = generate(KeyKind.ACCOUNT, 0).token, generate(KeyKind.SECRET, 0).token
+    with app.test_client() as test_client:
+        response = test_client.get("/v1/", headers={"x-api-key": ak, "x-api-secret-key": sk})
+        assert response.status_code == 503
+        assert response.get_json()["error"]["code"] == "service_unavailable"
+        assert test_client.get("/healthz").status_code == 200
