@@ -61,6 +61,14 @@ def build(settings: Settings, clock: Clock = utcnow) -> Container:
     )
 
 
+def verify_partitions(container: Container) -> None:
+    """``check_partitions`` at start-up; a Redis that is down now is not fatal (503s later)."""
+    try:
+        check_partitions(container.redis, container.keyspace)
+    except redis.RedisError as exc:
+        log.warning("could not check the partition count now (%s)", type(exc).__name__)
+
+
 def check_partitions(client: redis.Redis, keyspace: Keyspace) -> None:
     """Record the partition count on first use; refuse to run with a different one.
 

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from app.adapters.embedded import EmbeddedRedis, port_is_free
-from app.bootstrap import Container, build, check_partitions
+from app.bootstrap import Container, build, check_partitions, verify_partitions
 from app.config import REDIS_URL_FILE, ConfigError, Settings
 from app.domain.errors import KeyledgerError
 from app.domain.events import OPERATOR
@@ -31,7 +31,9 @@ DEFAULT_EMBEDDED_PORT = 6380
 
 def _container() -> Container:
     try:
-        return build(Settings.from_env())
+        container = build(Settings.from_env())
+        verify_partitions(container)
+        return container
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -1,12 +1,21 @@
-"""The projector: consumes every log partition with a consumer group and keeps the
-authentication lookup and the system log up to date.
+"""The projector: keeps the authentication lookup and the system log up to date.
 
-Each batch is applied with its checkpoint and its ``XACK`` in one MULTI/EXEC,
-under WATCH of the checkpoints; entries at or below the checkpoint are skipped,
-so a replayed entry changes nothing. At start-up the consumer first re-reads its
-own pending entries. An entry that cannot be decoded or applied halts its
-partition (skipping it could skip a revocation): it is logged loudly and left
-pending.
+Correctness does not depend on which consumer a log entry was delivered to:
+the consumer group only wakes the projector up. For each partition it applies
+the log itself, in order, from its checkpoint onwards, with no gaps. A batch,
+its checkpoints and the ``XACK`` of every entry it applied commit together in
+one MULTI/EXEC under WATCH of the checkpoints, so:
+
+- replaying an entry changes nothing (entries at or below the checkpoint are
+  skipped);
+- several projectors may run at once: the WATCH lets one of them apply a range
+  and the others retry past it, and per-account order is the log's order;
+- a projector killed at any moment loses nothing: what it had read but not
+  applied is still after the checkpoint, and its pending entries are claimed
+  (``XAUTOCLAIM``) and acknowledged by whoever applies them.
+
+An entry that cannot be decoded or applied halts its partition, loudly:
+skipping it could skip a revocation.
 """
 
 from __future__ import annotations
@@ -20,12 +29,19 @@ from typing import Any
 import redis
 
 from app.adapters.keyspace import PROJECTIONS, Keyspace
-from app.adapters.redis_client import Entries, as_streams, is_busygroup, stream_id
+from app.adapters.redis_client import Entries, as_entries, as_streams, is_busygroup, stream_id
 from app.domain.events import Event
 from app.domain.mapper import from_record
 from workers.projections import auth, syslog
 
 log = logging.getLogger("keyledger.projector")
+
+StreamId = tuple[int, int]
+ORIGIN: StreamId = (0, 0)
+
+
+def format_id(position: StreamId) -> str:
+    return f"{position[0]}-{position[1]}"
 
 
 class Projector:
@@ -36,16 +52,20 @@ class Projector:
         consumer: str | None = None,
         batch: int = 500,
         block_ms: int = 1000,
+        claim_idle_ms: int = 30_000,
     ):
         self.client = client
         self.keys = keyspace
         self.group = keyspace.consumer_group()
-        self.consumer = consumer or f"{socket.gethostname()}"
+        self.consumer = consumer or socket.gethostname()
         self.batch = batch
         self.block_ms = block_ms
+        self.claim_idle_ms = claim_idle_ms
         self.halted: dict[int, str] = {}
         self.applied = 0
+        self._last_reclaim = 0.0
 
+    # -- lifecycle -------------------------------------------------------------------------
     def setup(self) -> None:
         for partition in range(self.keys.partitions):
             try:
@@ -57,39 +77,55 @@ class Projector:
                     raise
 
     def run(self, stop: threading.Event) -> None:
-        """Project until ``stop`` is set; survive Redis outages by retrying."""
+        """Project until ``stop`` is set; survive Redis outages by reconnecting."""
         ready = False
         while not stop.is_set():
             try:
                 if not ready:
                     self.setup()
-                    self.drain_pending()
+                    self.recover(min_idle_ms=0)
                     ready = True
                     log.info(
                         "projector %s consuming %d partitions", self.consumer, self.keys.partitions
                     )
                 self.step()
+                if time.monotonic() - self._last_reclaim > self.claim_idle_ms / 1000:
+                    self.recover(min_idle_ms=self.claim_idle_ms)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 ready = False
                 log.warning("redis unavailable (%s); retrying in 1 s", type(exc).__name__)
                 stop.wait(1.0)
 
-    def drain_pending(self) -> None:
-        """Re-read entries delivered to this consumer before a crash, then new ones."""
+    def recover(self, min_idle_ms: int) -> None:
+        """Catch up every partition, then claim and settle entries left pending.
+
+        At start-up (``min_idle_ms=0``) this also settles this consumer's own
+        pending entries from before a crash.
+        """
+        self._last_reclaim = time.monotonic()
         for partition in self._live_partitions():
+            self.catch_up(partition)
+            cursor = "0-0"
             while True:
-                streams: dict[Any, Any] = {self.keys.log(partition): "0"}
-                reply = as_streams(
-                    self.client.xreadgroup(self.group, self.consumer, streams, count=self.batch)
+                reply = self.client.xautoclaim(
+                    self.keys.log(partition),
+                    self.group,
+                    self.consumer,
+                    min_idle_time=min_idle_ms,
+                    start_id=cursor,
+                    count=self.batch,
                 )
-                entries = reply[0][1] if reply else []
-                if not entries:
-                    break
-                self.apply(partition, entries)
-                if partition in self.halted:
+                # Not JUSTID: redis-py drops the cursor from JUSTID replies.
+                cursor, claimed = str(reply[0]), [entry_id for entry_id, _ in as_entries(reply[1])]
+                if claimed:
+                    self.catch_up(partition)
+                    self._ack_applied(partition, claimed)
+                if cursor == "0-0":
                     break
 
+    # -- consuming -------------------------------------------------------------------------
     def step(self) -> int:
+        """Wait for deliveries (at most ``block_ms``) and apply what they announce."""
         streams: dict[Any, Any] = {self.keys.log(p): ">" for p in self._live_partitions()}
         if not streams:
             time.sleep(self.block_ms / 1000)
@@ -101,8 +137,107 @@ class Projector:
         )
         done = 0
         for stream, entries in reply:
-            done += self.apply(self._partition_of(stream), entries)
+            partition = self._partition_of(stream)
+            done += self.catch_up(partition)
+            self._ack_applied(partition, [entry_id for entry_id, _ in entries])
         return done
+
+    def catch_up(self, partition: int) -> int:
+        """Apply the partition's log from its checkpoint to its end; return how many."""
+        total = 0
+        while partition not in self.halted:
+            applied, more = self._apply_next_batch(partition)
+            total += applied
+            if not more:
+                break
+        return total
+
+    def position(self, partition: int) -> StreamId:
+        values = self.client.mget([self.keys.checkpoint(p, partition) for p in PROJECTIONS])
+        return min((stream_id(str(v)) if v else ORIGIN) for v in values)
+
+    def _apply_next_batch(self, partition: int) -> tuple[int, bool]:
+        checkpoints = [self.keys.checkpoint(name, partition) for name in PROJECTIONS]
+        log_key = self.keys.log(partition)
+        with self.client.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(*checkpoints)  # type: ignore[no-untyped-call]
+                    values = pipe.mget(checkpoints)
+                    position = min((stream_id(str(v)) if v else ORIGIN) for v in values)
+                    low = "-" if position == ORIGIN else f"({format_id(position)}"
+                    entries = as_entries(pipe.xrange(log_key, min=low, count=self.batch))
+                    decoded = self._decode(partition, entries, position)
+                    if not decoded:
+                        pipe.reset()
+                        return 0, False
+                    pipe.multi()
+                    self._write(pipe, decoded)
+                    for key in checkpoints:
+                        pipe.set(key, decoded[-1][0])
+                    pipe.xack(log_key, self.group, *[entry_id for entry_id, _ in decoded])
+                    pipe.execute()
+                    self.applied += len(decoded)
+                    complete = len(decoded) == len(entries)
+                    return len(decoded), complete and len(entries) == self.batch
+                except redis.WatchError:
+                    continue
+
+    def apply_entries(self, partition: int, entries: Entries) -> int:
+        """Apply given entries of a partition; entries at or below the checkpoint are skipped."""
+        with self.client.pipeline() as pipe:
+            checkpoints = [self.keys.checkpoint(name, partition) for name in PROJECTIONS]
+            decoded = self._decode(partition, entries, self.position(partition))
+            if not decoded:
+                return 0
+            pipe.multi()
+            self._write(pipe, decoded)
+            for key in checkpoints:
+                pipe.set(key, decoded[-1][0])
+            pipe.execute()
+        self.applied += len(decoded)
+        return len(decoded)
+
+    def _write(self, pipe: Any, decoded: list[tuple[str, Event]]) -> None:
+        for entry_id, event in decoded:
+            auth.apply(pipe, self.keys, event)
+            syslog.apply(pipe, self.keys, event, entry_id)
+
+    def _ack_applied(self, partition: int, entry_ids: list[str]) -> None:
+        """Acknowledge delivered entries that are applied (perhaps by another projector)."""
+        reached = self.position(partition)
+        done = [i for i in entry_ids if stream_id(i) <= reached]
+        if done:
+            self.client.xack(self.keys.log(partition), self.group, *done)
+
+    def _decode(
+        self, partition: int, entries: Entries, position: StreamId
+    ) -> list[tuple[str, Event]]:
+        decoded: list[tuple[str, Event]] = []
+        for entry_id, fields in entries:
+            if stream_id(entry_id) <= position:
+                continue  # already applied: a replay changes nothing
+            try:
+                if not fields:
+                    raise ValueError("entry has no fields (deleted from the log?)")
+                event = from_record(fields)
+                auth.apply(_DryRun(), self.keys, event)
+                syslog.as_json(event)
+            except Exception as exc:
+                self._halt(partition, entry_id, exc)
+                break
+            decoded.append((entry_id, event))
+        return decoded
+
+    def _halt(self, partition: int, entry_id: str, exc: Exception) -> None:
+        self.halted[partition] = f"{entry_id}: {exc}"
+        log.critical(
+            "HALTED partition %d at entry %s: %s. Authentication data of its accounts "
+            "is frozen at the entry before until this is resolved.",
+            partition,
+            entry_id,
+            exc,
+        )
 
     def _live_partitions(self) -> list[int]:
         return [p for p in range(self.keys.partitions) if p not in self.halted]
@@ -112,60 +247,6 @@ class Projector:
             if self.keys.log(partition) == stream:
                 return partition
         raise ValueError(f"unknown stream {stream}")
-
-    def apply(self, partition: int, entries: Entries) -> int:
-        """Apply entries of one partition atomically with checkpoint and XACK."""
-        checkpoints = [self.keys.checkpoint(name, partition) for name in PROJECTIONS]
-        log_key = self.keys.log(partition)
-        with self.client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(*checkpoints)  # type: ignore[no-untyped-call]
-                    done = pipe.mget(checkpoints)
-                    position = min((stream_id(str(c)) if c else (0, 0)) for c in done)
-                    decoded, acked = self._decode(partition, entries, position)
-                    pipe.multi()
-                    for entry_id, event in decoded:
-                        auth.apply(pipe, self.keys, event)
-                        syslog.apply(pipe, self.keys, event, entry_id)
-                    if decoded:
-                        for key in checkpoints:
-                            pipe.set(key, decoded[-1][0])
-                    if acked:
-                        pipe.xack(log_key, self.group, *acked)
-                    pipe.execute()
-                    self.applied += len(decoded)
-                    return len(decoded)
-                except redis.WatchError:
-                    continue
-
-    def _decode(
-        self, partition: int, entries: Entries, position: tuple[int, int]
-    ) -> tuple[list[tuple[str, Event]], list[str]]:
-        decoded: list[tuple[str, Event]] = []
-        acked: list[str] = []
-        for entry_id, fields in entries:
-            if stream_id(entry_id) <= position:
-                acked.append(entry_id)  # already applied: acknowledge, change nothing
-                continue
-            try:
-                if not fields:
-                    raise ValueError("entry has no fields (deleted from the log?)")
-                event = from_record(fields)
-                auth.apply(_DryRun(), self.keys, event)
-            except Exception as exc:
-                self.halted[partition] = f"{entry_id}: {exc}"
-                log.critical(
-                    "HALTED partition %d at entry %s: %s. Authentication data for its "
-                    "accounts is frozen until this is resolved.",
-                    partition,
-                    entry_id,
-                    exc,
-                )
-                break
-            decoded.append((entry_id, event))
-            acked.append(entry_id)
-        return decoded, acked
 
 
 class _DryRun:

@@ -10,6 +10,7 @@ stored hash is unchanged: a rotated or deleted key is never accepted from memory
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import secrets
 import threading
@@ -52,9 +53,11 @@ class KeyHasher:
         digest = self._digest(token)
         with self._lock:
             remembered = self._verified.get(digest)
-        if remembered is not None and secrets.compare_digest(remembered, stored_hash):
+        if remembered is not None and hmac.compare_digest(
+            remembered.encode(), stored_hash.encode()
+        ):
             return True
-        if not stored_hash.startswith(POLICY_PREFIX):
+        if not stored_hash.isascii() or not stored_hash.startswith(POLICY_PREFIX):
             return False  # foreign parameters (maybe a tampered m=4GiB): refuse without computing
         with self._slots:
             self.argon2_verifications += 1

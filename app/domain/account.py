@@ -70,13 +70,13 @@ class AccountState:
         try:
             return self.users[user_id]
         except KeyError:
-            raise NotFound(f"user {user_id!r} not found") from None
+            raise NotFound(f"user {user_id[:64]!r} not found") from None
 
     def key(self, name: str) -> SecretKey:
         try:
             return self.keys[name]
         except KeyError:
-            raise NotFound(f"API key {name!r} not found") from None
+            raise NotFound(f"API key {name[:64]!r} not found") from None
 
     def keys_of(self, user_id: str) -> list[SecretKey]:
         return [k for k in self.keys.values() if k.user_id == user_id]

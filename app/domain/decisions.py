@@ -63,6 +63,8 @@ def rotate_account_key(
 
 def add_user(state: AccountState, c: cmd.AddUser, rec: Recorder, limits: Limits) -> None:
     name, email, role = check_user_name(c.name), check_email(c.email), check_role(c.role)
+    if c.user_id in state.users:
+        raise Conflict(f"user id {c.user_id!r} is already in use")
     if len(state.users) >= limits.users_per_account:
         raise LimitExceeded(f"an account holds at most {limits.users_per_account} users")
     if any(u.email.lower() == email.lower() for u in state.users.values()):
@@ -74,23 +76,20 @@ def update_user(state: AccountState, c: cmd.UpdateUser, rec: Recorder, _: Limits
     user = state.user(c.user_id)
     if c.name is None and c.role is None:
         raise InvalidInput("nothing to change", fields={"_schema": ["give name and/or role"]})
-    name = user.name
-    if c.name is not None:
-        name = check_user_name(c.name)
-        if name != user.name:
-            rec.record(ev.UserRenamed, user_id=user.id, name=name, previous_name=user.name)
-    if c.role is not None:
-        role = check_role(c.role)
-        if role is not user.role:
-            if user.role is Role.OWNER and len(state.owners()) == 1:
-                raise Conflict("the last Owner of an account cannot change role")
-            rec.record(
-                ev.UserRoleChanged,
-                user_id=user.id,
-                user_name=name,
-                role=role.value,
-                previous_role=user.role.value,
-            )
+    name = user.name if c.name is None else check_user_name(c.name)
+    role = user.role if c.role is None else check_role(c.role)
+    if role is not user.role and user.role is Role.OWNER and len(state.owners()) == 1:
+        raise Conflict("the last Owner of an account cannot change role")
+    if name != user.name:
+        rec.record(ev.UserRenamed, user_id=user.id, name=name, previous_name=user.name)
+    if role is not user.role:
+        rec.record(
+            ev.UserRoleChanged,
+            user_id=user.id,
+            user_name=name,
+            role=role.value,
+            previous_role=user.role.value,
+        )
 
 
 def remove_user(state: AccountState, c: cmd.RemoveUser, rec: Recorder, _: Limits) -> None:

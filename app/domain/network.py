@@ -10,6 +10,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAX_CIDR_LENGTH = 64  # "ffff:...:ffff/128" is 43 characters
 MATCH_ALL = frozenset({"0.0.0.0/0", "::/0"})
+IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 
 class InvalidSubnet(ValueError):
@@ -35,6 +36,8 @@ def canonical_subnet(text: str, *, allow_any: bool = False) -> str:
         raise InvalidSubnet(_explain(str(exc))) from None
     if str(network.network_address) != address and _is_v4(address):
         raise InvalidSubnet("address is not in canonical dotted form")
+    if network.version == 6 and network.subnet_of(IPV4_MAPPED):
+        raise InvalidSubnet("IPv4-mapped subnets are not accepted: give the IPv4 form (10.0.0.0/8)")
     canonical = str(network)
     if canonical in MATCH_ALL and not allow_any:
         raise InvalidSubnet(f"{canonical} allows every address; it is refused")

@@ -7,6 +7,7 @@ resources by their names and ids, never by key material.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC
 
 from app.domain import events as ev
 
@@ -95,7 +96,7 @@ def entry_for(event: ev.Event) -> LogEntry:
     resource, resource_id, kind, description = _describe(event)
     return LogEntry(
         id=event.version,
-        time=event.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        time=event.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         originator=event.actor.name,
         api_key_name=event.actor.api_key_name,
         resource=resource,

@@ -16,7 +16,7 @@ from app.web.blueprint import Blueprint, container
 audit_blp = Blueprint("audit", __name__, url_prefix="/v1", description="System log and history")
 
 #: Event fields that are not secrets but have no business leaving the server.
-REDACTED_FIELDS = frozenset({"key_hash"})
+REDACTED_FIELDS = frozenset({"key_hash", "key_id"})
 
 
 def camel(name: str) -> str:

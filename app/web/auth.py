@@ -59,7 +59,7 @@ def check_request(authenticator: Authenticator) -> AuthResult:
 def denial(result: AuthResult) -> Response:
     decision = result.decision
     log.info(
-        "denied %s %s from %s: %s (%s) request_id=%s",
+        "denied %r %r from %r: %s (%r) request_id=%s",
         request.method,
         request.path,
         request.remote_addr,
@@ -109,7 +109,7 @@ def install(app: Flask, authenticator: Authenticator) -> None:
 
 
 def require_api_key(view: F) -> F:
-    """Protect a view of any Flask app with keyledger (``init_keyledger`` first).
+    """Protect a view of any Flask app whose ``app.extensions["keyledger"]`` is a ``Container``.
 
     The view then finds the caller in ``flask.g.principal``.
     """

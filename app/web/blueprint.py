@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Response, current_app, jsonify
 from flask_smorest import Blueprint as SmorestBlueprint
+from flask_smorest import abort
 from webargs.flaskparser import FlaskParser
 
 from app.bootstrap import Container
@@ -19,6 +20,14 @@ NOT_IN_EFFECT = (
 
 class Parser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
+
+    def load_json(self, req: Any, schema: Any) -> Any:
+        # json.loads raises plain ValueError (integers over 4300 digits) and
+        # RecursionError (deep nesting), which webargs lets through as a 500.
+        try:
+            return super().load_json(req, schema)
+        except (ValueError, RecursionError):
+            abort(400, messages={"json": ["Invalid JSON body."]})
 
 
 class Blueprint(SmorestBlueprint):

@@ -9,7 +9,7 @@ from flask import Flask
 from flask_smorest import Api
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.bootstrap import Container, build
+from app.bootstrap import Container, build, verify_partitions
 from app.config import Settings
 from app.web import auth, errors
 from app.web.audit import audit_blp
@@ -42,6 +42,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if container is None:
         settings = config.pop("settings", None) or Settings.from_env()
         container = build(settings)
+        verify_partitions(container)
     settings = container.settings
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 
 from marshmallow import Schema, fields, validate
 
@@ -11,6 +11,8 @@ from app.domain.network import MAX_CIDR_LENGTH
 from app.domain.roles import ROLE_NAMES
 
 ID = validate.Length(min=1, max=64)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 KEY_NAME_RULE = validate.Regexp(
     KEY_NAME, error="10-50 characters: letters, digits, '-' and '_' only"
 )
@@ -132,8 +134,12 @@ class LinkSchema(Schema):
 class LogsQuerySchema(Schema):
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
-    start_time = fields.AwareDateTime(data_key="startTime", default_timezone=UTC)
-    end_time = fields.AwareDateTime(data_key="endTime", default_timezone=UTC)
+    start_time = fields.AwareDateTime(
+        data_key="startTime", default_timezone=UTC, validate=validate.Range(min=EPOCH, max=LATEST)
+    )
+    end_time = fields.AwareDateTime(
+        data_key="endTime", default_timezone=UTC, validate=validate.Range(min=EPOCH, max=LATEST)
+    )
     resource_id = fields.String(data_key="resourceId", validate=validate.Length(min=1, max=100))
 
 

@@ -74,26 +74,74 @@ def test_replaying_the_log_changes_nothing(container: Container, redis_client, n
     for partition in range(container.keyspace.partitions):
         entries = [(s.entry_id, s.record) for s in container.store.read_log(partition)]
         if entries:
-            assert projector.apply(partition, entries) == 0
+            assert projector.apply_entries(partition, entries) == 0
     assert snapshot(redis_client, namespace) == before
 
 
-def test_pending_entries_of_a_crashed_consumer_are_applied_on_restart(
+def deliver_without_applying(redis_client, container: Container, consumer: str) -> None:
+    """What a consumer that reads a batch and dies before applying it leaves behind."""
+    keys = container.keyspace
+    for partition in range(keys.partitions):
+        redis_client.xreadgroup("projector", consumer, {keys.log(partition): ">"}, count=1000)
+
+
+def pending_total(redis_client, container: Container) -> int:
+    keys = container.keyspace
+    return sum(
+        redis_client.xpending(keys.log(p), "projector")["pending"] for p in range(keys.partitions)
+    )
+
+
+def test_entries_read_by_a_dead_consumer_are_applied_by_a_new_one(
+    container: Container, redis_client
+) -> None:
+    container.ledger.apply_timeout = 0.0
+    make_projector(container, consumer="dead")
+    b = bootstrap(container)
+    deliver_without_applying(redis_client, container, "dead")
+    container.ledger.delete_secret_key(b.account_id, b.key_name, OPERATOR)
+    survivor = make_projector(container, consumer="new-name")
+    drain(survivor)
+    key_id = container.ledger.state(b.account_id).account_key_id
+    assert redis_client.hget(container.keyspace.auth_account(b.account_id), "api") == "1"
+    assert key_id is not None
+    assert not any(
+        redis_client.hget(k, "name") == b.key_name
+        for k in redis_client.scan_iter(match=f"{container.keyspace.namespace}:*:auth:key:*")
+        if redis_client.type(k) == "hash"
+    )
+
+
+def test_pending_entries_of_a_dead_consumer_are_claimed_and_settled(
+    container: Container, redis_client
+) -> None:
+    container.ledger.apply_timeout = 0.0
+    make_projector(container, consumer="dead")
+    bootstrap(container)
+    deliver_without_applying(redis_client, container, "dead")
+    assert pending_total(redis_client, container) > 0
+    survivor = make_projector(container, consumer="survivor")
+    survivor.recover(min_idle_ms=0)
+    assert pending_total(redis_client, container) == 0
+    assert survivor.applied > 0
+
+
+def test_two_projectors_apply_each_entry_once_in_order(
     container: Container, redis_client, namespace
 ) -> None:
     container.ledger.apply_timeout = 0.0
+    first, second = make_projector(container, "one"), make_projector(container, "two")
     history(container)
-    keys = container.keyspace
-    projector = make_projector(container, consumer="p1")
-    # Deliver everything to consumer "p1" without applying it, as if it died mid-batch.
-    for partition in range(keys.partitions):
-        redis_client.xreadgroup("projector", "p1", {keys.log(partition): ">"}, count=1000)
-    assert drain(projector) == 0  # new entries: none, they are all pending
-    restarted = make_projector(container, consumer="p1")
-    restarted.drain_pending()
-    assert restarted.applied > 0
-    fresh = make_projector(container, consumer="p2")
-    assert drain(fresh) == 0
+    while first.step() + second.step() > 0:
+        pass
+    assert first.applied + second.applied == sum(
+        len(container.store.read_log(p)) for p in range(container.keyspace.partitions)
+    )
+    reference = snapshot(redis_client, namespace)
+    for partition in range(container.keyspace.partitions):
+        entries = [(s.entry_id, s.record) for s in container.store.read_log(partition)]
+        assert first.apply_entries(partition, entries) == 0
+    assert snapshot(redis_client, namespace) == reference
 
 
 def test_a_corrupt_entry_halts_its_partition_and_stays_pending(

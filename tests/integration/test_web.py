@@ -156,3 +156,43 @@ def test_redis_unreachable_is_503_never_200_or_500(redis_url: str) -> None:
         assert response.status_code == 503
         assert response.get_json()["error"]["code"] == "service_unavailable"
         assert test_client.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"name": ' + b"1" * 5000 + b"}",
+        b"[" * 30000 + b"]" * 30000,
+        b'{"a":' * 10000 + b"1" + b"}" * 10000,
+        b"[1, 2, 3]",
+        b'"just a string"',
+        b"\xff\xfe not utf-8",
+    ],
+)
+def test_hostile_json_bodies_are_400(client: FlaskClient, owner: Bootstrapped, body: bytes) -> None:
+    response = client.post(
+        "/v1/users", headers={**headers(owner), "Content-Type": "application/json"}, data=body
+    )
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "query", ["startTime=0001-01-01T00:00:00Z", "endTime=1969-01-01T00:00:00Z", "offset=1e3"]
+)
+def test_out_of_range_log_queries_are_400_not_503(
+    client: FlaskClient, owner: Bootstrapped, query: str
+) -> None:
+    assert client.get(f"/v1/logs?{query}", headers=headers(owner)).status_code == 400
+
+
+def test_a_path_cannot_forge_server_log_lines(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="keyledger.auth"):
+        client.get("/v1/x%0A2026-11-28 06:00:00,000 INFO keyledger.auth: allowed GET /v1/users")
+    assert caplog.messages and all("\n" not in message for message in caplog.messages)
+
+
+def test_a_huge_path_parameter_is_a_clean_404(client: FlaskClient, owner: Bootstrapped) -> None:
+    response = client.get("/v1/users/" + "u" * 100_000, headers=headers(owner))
+    assert response.status_code == 404

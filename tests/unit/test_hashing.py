@@ -1,0 +1,191 @@
+"""argon2id at rest with the OWASP parameters, verified once per key and process."""
+
+from __future__ import annotations
+
+import pytest
+from argon2 import PasswordHasher, Type, extract_parameters
+
+from app.authn.hashing import MEMORY_COST, PARALLELISM, POLICY_PREFIX, TIME_COST, KeyHasher
+from app.domain.tokens import KeyKind, generate
+
+TOKEN = generate(KeyKind.SECRET, 1).token
+OTHER_TOKEN = generate(KeyKind.SECRET, 1).token
+
+
+@pytest.fixture
+def hasher() -> KeyHasher:
+    return KeyHasher()
+
+
+@pytest.fixture(scope="module")
+def stored_hash() -> str:
+    return KeyHasher().hash(TOKEN)
+
+
+def foreign_hash(token: str, **parameters: int) -> str:
+    settings = {"time_cost": TIME_COST, "memory_cost": MEMORY_COST, "parallelism": PARALLELISM}
+    settings.update(parameters)
+    return PasswordHasher(**settings, type=Type.ID).hash(token)  # type: ignore[arg-type]
+
+
+# -- hashing ----------------------------------------------------------------------------
+
+
+def test_policy_is_argon2id_with_owasp_minimum_parameters() -> None:
+    assert (MEMORY_COST, TIME_COST, PARALLELISM) == (19456, 2, 1)
+    assert POLICY_PREFIX == "$argon2id$v=19$m=19456,t=2,p=1$"
+
+
+def test_hash_is_an_argon2id_phc_string_with_the_policy_parameters(stored_hash: str) -> None:
+    assert stored_hash.startswith(POLICY_PREFIX)
+    parameters = extract_parameters(stored_hash)
+    assert parameters.type is Type.ID
+    assert (parameters.memory_cost, parameters.time_cost, parameters.parallelism) == (
+        19456,
+        2,
+        1,
+    )
+
+
+def test_hash_never_contains_the_token(stored_hash: str) -> None:
+    assert TOKEN not in stored_hash
+    assert TOKEN[10:50] not in stored_hash
+
+
+def test_hashing_the_same_token_twice_gives_different_salted_hashes(
+    hasher: KeyHasher, stored_hash: str
+) -> None:
+    assert hasher.hash(TOKEN) != stored_hash
+
+
+# -- verification -----------------------------------------------------------------------
+
+
+def test_verify_accepts_the_right_token(hasher: KeyHasher, stored_hash: str) -> None:
+    assert hasher.verify(stored_hash, TOKEN) is True
+
+
+def test_verify_refuses_another_token(hasher: KeyHasher, stored_hash: str) -> None:
+    assert hasher.verify(stored_hash, OTHER_TOKEN) is False
+
+
+def test_verify_refuses_a_token_differing_in_one_character(
+    hasher: KeyHasher, stored_hash: str
+) -> None:
+    almost = TOKEN[:-1] + ("A" if TOKEN[-1] != "A" else "B")
+    assert hasher.verify(stored_hash, almost) is False
+
+
+def test_first_verification_runs_argon2(hasher: KeyHasher, stored_hash: str) -> None:
+    hasher.verify(stored_hash, TOKEN)
+    assert hasher.argon2_verifications == 1
+
+
+def test_second_verification_of_the_same_key_does_not_run_argon2_again(
+    hasher: KeyHasher, stored_hash: str
+) -> None:
+    assert hasher.verify(stored_hash, TOKEN)
+    assert hasher.verify(stored_hash, TOKEN)
+    assert hasher.verify(stored_hash, TOKEN)
+    assert hasher.argon2_verifications == 1
+
+
+def test_a_failed_verification_is_not_remembered(hasher: KeyHasher, stored_hash: str) -> None:
+    assert not hasher.verify(stored_hash, OTHER_TOKEN)
+    assert not hasher.verify(stored_hash, OTHER_TOKEN)
+    assert hasher.argon2_verifications == 2
+
+
+def test_a_remembered_key_is_not_accepted_when_the_stored_hash_changed(
+    hasher: KeyHasher, stored_hash: str
+) -> None:
+    assert hasher.verify(stored_hash, TOKEN)
+    rotated = hasher.hash(OTHER_TOKEN)
+    assert hasher.verify(rotated, TOKEN) is False
+
+
+def test_a_remembered_key_is_checked_again_against_a_changed_hash(
+    hasher: KeyHasher, stored_hash: str
+) -> None:
+    hasher.verify(stored_hash, TOKEN)
+    rehashed = hasher.hash(TOKEN)
+    assert hasher.verify(rehashed, TOKEN) is True
+    assert hasher.argon2_verifications == 2
+
+
+def test_remembered_successes_are_kept_per_process(stored_hash: str) -> None:
+    first, second = KeyHasher(), KeyHasher()
+    first.verify(stored_hash, TOKEN)
+    second.verify(stored_hash, TOKEN)
+    assert (first.argon2_verifications, second.argon2_verifications) == (1, 1)
+
+
+def test_memory_of_successes_is_bounded(stored_hash: str) -> None:
+    hasher = KeyHasher(cache_size=1)
+    other_hash = hasher.hash(OTHER_TOKEN)
+    hasher.verify(stored_hash, TOKEN)
+    hasher.verify(other_hash, OTHER_TOKEN)  # pushes TOKEN out
+    hasher.verify(stored_hash, TOKEN)
+    assert hasher.argon2_verifications == 3
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        {"memory_cost": 65536},
+        {"memory_cost": 8192},
+        {"time_cost": 1},
+        {"time_cost": 3},
+        {"parallelism": 2},
+    ],
+    ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()),
+)
+def test_stored_hash_with_other_parameters_is_refused_without_computing(
+    hasher: KeyHasher, parameters: dict[str, int]
+) -> None:
+    other = foreign_hash(TOKEN, **parameters)
+    assert hasher.verify(other, TOKEN) is False
+    assert hasher.argon2_verifications == 0
+
+
+def test_argon2i_hash_is_refused_without_computing(hasher: KeyHasher) -> None:
+    other = PasswordHasher(
+        time_cost=TIME_COST, memory_cost=MEMORY_COST, parallelism=PARALLELISM, type=Type.I
+    ).hash(TOKEN)
+    assert hasher.verify(other, TOKEN) is False
+    assert hasher.argon2_verifications == 0
+
+
+def test_tampered_huge_memory_hash_is_refused_without_computing(
+    hasher: KeyHasher, stored_hash: str
+) -> None:
+    tampered = stored_hash.replace("m=19456", "m=262144")
+    assert hasher.verify(tampered, TOKEN) is False
+    assert hasher.argon2_verifications == 0
+
+
+def test_remembered_key_with_a_foreign_stored_hash_is_refused(
+    hasher: KeyHasher, stored_hash: str
+) -> None:
+    hasher.verify(stored_hash, TOKEN)
+    assert hasher.verify(foreign_hash(TOKEN, memory_cost=65536), TOKEN) is False
+    assert hasher.argon2_verifications == 1
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    ["", "plaintext", POLICY_PREFIX, POLICY_PREFIX + "not$base64", "$argon2id$"],
+)
+def test_garbage_stored_hash_is_refused(hasher: KeyHasher, garbage: str) -> None:
+    assert hasher.verify(garbage, TOKEN) is False
+
+
+def test_non_ascii_stored_hash_is_refused(hasher: KeyHasher) -> None:
+    assert hasher.verify(POLICY_PREFIX + "s\u00e4lt$h\u00e4sh", TOKEN) is False
+
+
+def test_non_ascii_stored_hash_is_refused_for_a_remembered_key(
+    hasher: KeyHasher, stored_hash: str
+) -> None:
+    assert hasher.verify(stored_hash, TOKEN)
+    assert hasher.verify(stored_hash + "\u00e4", TOKEN) is False

@@ -1,0 +1,97 @@
+"""What each role may do through the API, following the user's current role."""
+
+from __future__ import annotations
+
+import pytest
+
+from policies.role_permits import normalise_path, permits
+
+EVERY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+SOME_PATHS = ["/v1/", "/v1/users", "/v1/api-keys", "/v1/api-keys/ci-deploy-key", "/v1/logs"]
+
+
+@pytest.mark.parametrize("method", EVERY_METHOD)
+@pytest.mark.parametrize("path", [*SOME_PATHS, "/v1/events"])
+def test_owner_may_do_everything(method: str, path: str) -> None:
+    assert permits("Owner", method, path)
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("path", SOME_PATHS)
+def test_viewer_may_read(method: str, path: str) -> None:
+    assert permits("Viewer", method, path)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+@pytest.mark.parametrize("path", SOME_PATHS)
+def test_viewer_may_not_write(method: str, path: str) -> None:
+    assert not permits("Viewer", method, path)
+
+
+@pytest.mark.parametrize("path", ["/v1/events", "/v1/events/", "/v1/events?offset=10"])
+def test_viewer_may_not_read_the_event_history(path: str) -> None:
+    assert not permits("Viewer", "GET", path)
+
+
+@pytest.mark.parametrize("path", ["/v1/logs", "/v1/events"])
+def test_logs_viewer_may_get_the_system_log_and_the_event_history(path: str) -> None:
+    assert permits("Logs Viewer", "GET", path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/", "/v1/users", "/v1/api-keys", "/v1/api-keys/ci-deploy-key", "/v1/logs/extra"],
+)
+def test_logs_viewer_may_not_get_anything_else(path: str) -> None:
+    assert not permits("Logs Viewer", "GET", path)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize("path", ["/v1/logs", "/v1/events"])
+def test_logs_viewer_may_not_write_even_to_the_audit_paths(method: str, path: str) -> None:
+    assert not permits("Logs Viewer", method, path)
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/logs/", "/v1/logs?limit=5", "/v1/logs/?offset=0&limit=1000", "/v1/logs#top"]
+)
+def test_logs_viewer_path_ignores_trailing_slash_and_query(path: str) -> None:
+    assert permits("Logs Viewer", "GET", path)
+
+
+@pytest.mark.parametrize("role", ["Member", "Manager", "Billing Admin"])
+@pytest.mark.parametrize("method", EVERY_METHOD)
+@pytest.mark.parametrize("path", [*SOME_PATHS, "/v1/events"])
+def test_roles_without_api_access_may_do_nothing(role: str, method: str, path: str) -> None:
+    assert not permits(role, method, path)
+
+
+@pytest.mark.parametrize("role", ["", "owner", "OWNER", "Owner ", " Owner", "viewer", "Admin"])
+@pytest.mark.parametrize("path", ["/v1/", "/v1/logs"])
+def test_unknown_roles_may_do_nothing(role: str, path: str) -> None:
+    assert not permits(role, "GET", path)
+
+
+def test_method_is_compared_case_insensitively() -> None:
+    assert permits("Viewer", "get", "/v1/users")
+    assert not permits("Viewer", "post", "/v1/users")
+
+
+@pytest.mark.parametrize(
+    ("raw", "normal"),
+    [
+        ("/v1/logs", "/v1/logs"),
+        ("/v1/logs/", "/v1/logs"),
+        ("/v1/logs///", "/v1/logs"),
+        ("/v1/logs?limit=5", "/v1/logs"),
+        ("/v1/logs/?limit=5", "/v1/logs"),
+        ("/v1/logs?next=/v1/events", "/v1/logs"),
+        ("/v1/logs#frag", "/v1/logs"),
+        ("/", "/"),
+        ("//", "/"),
+        ("/?x=1", "/"),
+        ("/v1/", "/v1"),
+    ],
+)
+def test_normalise_path_drops_query_fragment_and_trailing_slashes(raw: str, normal: str) -> None:
+    assert normalise_path(raw) == normal
