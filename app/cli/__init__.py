@@ -1,0 +1,20 @@
+"""The ``keyledger`` command line.
+
+Every command reads ``REDIS_URL`` (or the embedded Redis of ``make run``) and,
+with ``--json``, prints exactly one JSON object on stdout. Each module adds its
+commands to ``main``:
+
+- ``operator``: accounts, the API switch, account keys, secret keys
+- ``processes``: the projector and ``run`` (every Procfile process)
+- ``audit``: hash-chain verification of the log
+- ``replay``: event replay and state at a point in time
+- ``projections``: rebuilds through the worker queue
+- ``status``: health of the log, the projections and the Redis settings
+"""
+
+from __future__ import annotations
+
+from app.cli import audit, operator, processes, projections, replay, status
+from app.cli.common import main
+
+__all__ = ["audit", "main", "operator", "processes", "projections", "replay", "status"]

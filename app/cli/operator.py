@@ -1,0 +1,117 @@
+"""Operator actions: what "contact support" does in the Redis Cloud model."""
+
+from __future__ import annotations
+
+import click
+
+from app.cli.common import account_option, container, emit, json_option, main, run
+from app.domain.events import OPERATOR
+
+
+# -- operator actions ---------------------------------------------------------------------
+@main.group()
+def account() -> None:
+    """Accounts."""
+
+
+@account.command("create")
+@click.option("--name", required=True, help="Account name.")
+@click.option("--owner-name", required=True, help="Name of the first user (an Owner).")
+@click.option("--owner-email", required=True, help="Email of the first user.")
+@json_option
+def account_create(name: str, owner_name: str, owner_email: str, as_json: bool) -> None:
+    """Register an account and its first Owner."""
+
+    def action() -> None:
+        account_id, owner_id, outcome = container().ledger.register_account(
+            name, owner_name, owner_email, OPERATOR
+        )
+        emit(
+            as_json,
+            {"accountId": account_id, "ownerUserId": owner_id},
+            f"account {account_id} created; owner user {owner_id}",
+            outcome,
+        )
+
+    run(as_json, action)
+
+
+@main.group()
+def api() -> None:
+    """The account's API switch (disabled by default)."""
+
+
+@api.command("enable")
+@account_option
+@json_option
+def api_enable(account_id: str, as_json: bool) -> None:
+    """Enable the API; the first time, print the account key (shown only once)."""
+
+    def action() -> None:
+        token, outcome = container().ledger.enable_api(account_id, OPERATOR)
+        human = (
+            f"API enabled. Account key (shown only once, keep it safe):\n{token}"
+            if token
+            else "API enabled again; the existing account key works again"
+        )
+        emit(as_json, {"accountKey": token}, human, outcome)
+
+    run(as_json, action)
+
+
+@api.command("disable")
+@account_option
+@json_option
+def api_disable(account_id: str, as_json: bool) -> None:
+    """Disable the API: every request for the account then fails."""
+
+    def action() -> None:
+        outcome = container().ledger.disable_api(account_id, OPERATOR)
+        emit(as_json, {"accountId": account_id, "apiEnabled": False}, "API disabled", outcome)
+
+    run(as_json, action)
+
+
+@main.group("account-key")
+def account_key() -> None:
+    """The account key."""
+
+
+@account_key.command("rotate")
+@account_option
+@json_option
+def account_key_rotate(account_id: str, as_json: bool) -> None:
+    """Issue a new account key; the old one stops working at once."""
+
+    def action() -> None:
+        token, outcome = container().ledger.rotate_account_key(account_id, OPERATOR)
+        human = f"New account key (shown only once; the old one no longer works):\n{token}"
+        emit(as_json, {"accountKey": token}, human, outcome)
+
+    run(as_json, action)
+
+
+@main.group()
+def key() -> None:
+    """Secret keys."""
+
+
+@key.command("create")
+@account_option
+@click.option("--user", "user_id", required=True, help="Id of the user who will hold the key.")
+@click.option("--name", required=True, help="Key name: 10-50 of letters, digits, '-', '_'.")
+@click.option("--cidr", "cidrs", multiple=True, help="Allowed source subnet (repeatable).")
+@json_option
+def key_create(
+    account_id: str, user_id: str, name: str, cidrs: tuple[str, ...], as_json: bool
+) -> None:
+    """Create a secret key (to bootstrap the first one); prints it once."""
+
+    def action() -> None:
+        token, outcome = container().ledger.create_secret_key(
+            account_id, name, user_id, cidrs, OPERATOR
+        )
+        human = f"Secret key {name!r} (shown only once, keep it safe):\n{token}"
+        emit(as_json, {"name": name, "secretKey": token}, human, outcome)
+
+    run(as_json, action)
