@@ -14,12 +14,15 @@ one MULTI/EXEC under WATCH of the checkpoints, so:
   applied is still after the checkpoint, and its pending entries are claimed
   (``XAUTOCLAIM``) and acknowledged by whoever applies them.
 
-An entry that cannot be decoded or applied halts its partition, loudly:
-skipping it could skip a revocation.
+An entry that cannot be decoded or applied is parked in the partition's
+dead-letter stream with its error, and its partition halts, loudly and for
+every projector (the halt is recorded in Redis): skipping it could skip a
+revocation. ``keyledger deadletter`` shows, retries or (explicitly) skips it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -103,6 +106,7 @@ class Projector:
         pending entries from before a crash.
         """
         self._last_reclaim = time.monotonic()
+        self.refresh_halts()
         for partition in self._live_partitions():
             self.catch_up(partition)
             cursor = "0-0"
@@ -126,6 +130,7 @@ class Projector:
     # -- consuming -------------------------------------------------------------------------
     def step(self) -> int:
         """Wait for deliveries (at most ``block_ms``) and apply what they announce."""
+        self.refresh_halts()
         streams: dict[Any, Any] = {self.keys.log(p): ">" for p in self._live_partitions()}
         if not streams:
             time.sleep(self.block_ms / 1000)
@@ -224,13 +229,26 @@ class Projector:
                 auth.apply(_DryRun(), self.keys, event)
                 syslog.as_json(event)
             except Exception as exc:
-                self._halt(partition, entry_id, exc)
+                self._halt(partition, entry_id, exc, fields)
                 break
             decoded.append((entry_id, event))
         return decoded
 
-    def _halt(self, partition: int, entry_id: str, exc: Exception) -> None:
+    def _halt(self, partition: int, entry_id: str, exc: Exception, fields: dict[str, str]) -> None:
         self.halted[partition] = f"{entry_id}: {exc}"
+        marker = self.keys.halted(partition)
+        if self.client.hsetnx(marker, "entry", entry_id):
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            pipe = self.client.pipeline()
+            pipe.hset(
+                marker,
+                mapping={"error": error, "since": str(int(time.time())), "by": self.consumer},
+            )
+            pipe.xadd(
+                self.keys.dead_letters(partition),
+                {"entry": entry_id, "error": error, "fields": json.dumps(fields, sort_keys=True)},
+            )
+            pipe.execute()
         log.critical(
             "HALTED partition %d at entry %s: %s. Authentication data of its accounts "
             "is frozen at the entry before until this is resolved.",
@@ -238,6 +256,17 @@ class Projector:
             entry_id,
             exc,
         )
+
+    def refresh_halts(self) -> None:
+        """Adopt halts recorded by any projector; forget those an operator cleared."""
+        pipe = self.client.pipeline(transaction=False)
+        for partition in range(self.keys.partitions):
+            pipe.hget(self.keys.halted(partition), "entry")
+        for partition, entry in enumerate(pipe.execute()):
+            if entry is None:
+                self.halted.pop(partition, None)
+            elif partition not in self.halted:
+                self.halted[partition] = f"{entry}: halted by another projector"
 
     def _live_partitions(self) -> list[int]:
         return [p for p in range(self.keys.partitions) if p not in self.halted]

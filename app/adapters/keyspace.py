@@ -48,6 +48,14 @@ class Keyspace:
     def checkpoint(self, projection: str, partition: int) -> str:
         return f"{self.tag(partition)}:proj:{projection}:checkpoint"
 
+    def halted(self, partition: int) -> str:
+        """Hash set when the projector stopped at an entry it cannot apply."""
+        return f"{self.tag(partition)}:proj:halted"
+
+    def dead_letters(self, partition: int) -> str:
+        """Stream of parked entries with their error (never read by the projections)."""
+        return f"{self.tag(partition)}:proj:deadletter"
+
     def auth_account(self, account_id: str) -> str:
         return f"{self._account(account_id)}:auth"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -81,3 +82,44 @@ def test_disable_then_enable_keeps_the_account_key(cli) -> None:
     assert code == 0
     code, again = cli("api", "enable", "--account", created["accountId"])
     assert code == 0 and again["accountKey"] is None
+
+
+def test_status_reports_lag_and_durability_settings(cli) -> None:
+    cli("account", "create", "--name", "Acme", "--owner-name", "Ann", "--owner-email", "a@x.io")
+    code, report = cli("status")
+    assert code == 0 and report["healthy"] is True
+    assert sum(p["logLength"] for p in report["partitions"]) == 2
+    assert all(p["lag"] == 0 for p in report["partitions"])
+    # The throwaway test Redis runs without persistence: status must say so.
+    assert any("appendonly" in w for w in report["warnings"])
+
+
+def test_a_halted_partition_is_reported_and_can_be_retried_or_skipped(
+    cli, container: Container, redis_client
+) -> None:
+    _, created = cli(
+        "account", "create", "--name", "Acme", "--owner-name", "Ann", "--owner-email", "a@x.io"
+    )
+    keys = container.keyspace
+    partition = keys.partition_of(created["accountId"])
+    entry_id = redis_client.xadd(keys.log(partition), {"type": "Nonsense"})
+    deadline = time.monotonic() + 5
+    while not redis_client.exists(keys.halted(partition)):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    code, report = cli("status")
+    assert code == 1 and report["healthy"] is False
+    assert report["partitions"][partition]["halted"]["entry"] == entry_id
+    code, parked = cli("deadletter", "list")
+    assert [d["entry"] for d in parked["deadLetters"]] == [entry_id]
+    runner = CliRunner()
+    refused = runner.invoke(
+        main, ["deadletter", "skip", "--partition", str(partition), "--entry", entry_id]
+    )
+    assert refused.exit_code != 0
+    done = runner.invoke(
+        main, ["deadletter", "skip", "--partition", str(partition), "--entry", entry_id, "--yes"]
+    )
+    assert done.exit_code == 0, done.output
+    code, report = cli("status")
+    assert code == 0 and report["healthy"] is True

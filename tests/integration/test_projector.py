@@ -163,3 +163,34 @@ def test_a_corrupt_entry_halts_its_partition_and_stays_pending(
     container.ledger.disable_api(b.account_id, OPERATOR)
     drain(projector)
     assert redis_client.hget(keys.auth_account(b.account_id), "api") == "1"
+
+
+def poison(redis_client, container: Container, account_id: str) -> tuple[int, str]:
+    keys = container.keyspace
+    partition = keys.partition_of(account_id)
+    entry_id = redis_client.xadd(keys.log(partition), {"type": "Nonsense", "data": "{"})
+    return partition, entry_id
+
+
+def test_a_poison_entry_is_parked_once_with_its_error(container: Container, redis_client) -> None:
+    container.ledger.apply_timeout = 0.0
+    b = bootstrap(container)
+    partition, entry_id = poison(redis_client, container, b.account_id)
+    first, second = make_projector(container, "one"), make_projector(container, "two")
+    drain(first)
+    drain(second)
+    parked = redis_client.xrange(container.keyspace.dead_letters(partition))
+    assert len(parked) == 1
+    assert parked[0][1]["entry"] == entry_id
+    assert "CorruptEvent" in parked[0][1]["error"]
+    assert partition in second.halted  # the halt is shared through Redis
+
+
+def test_every_projector_stops_at_a_halted_partition(container: Container, redis_client) -> None:
+    container.ledger.apply_timeout = 0.0
+    b = bootstrap(container)
+    poison(redis_client, container, b.account_id)
+    drain(make_projector(container, "one"))
+    container.ledger.disable_api(b.account_id, OPERATOR)
+    drain(make_projector(container, "another"))
+    assert redis_client.hget(container.keyspace.auth_account(b.account_id), "api") == "1"

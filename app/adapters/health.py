@@ -1,0 +1,124 @@
+"""What ``keyledger status`` reports: the Redis settings, the log and the projections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from app.adapters.keyspace import PROJECTIONS, Keyspace
+from app.adapters.redis_client import as_entries, stream_id
+
+#: Settings keyledger needs so that nothing acknowledged is lost or evicted.
+REQUIRED = {
+    "appendonly": ("yes", "acknowledged changes are lost on restart unless appendonly is yes"),
+    "maxmemory-policy": (
+        "noeviction",
+        "Redis may evict log entries or projection keys under memory pressure",
+    ),
+}
+RECOMMENDED = {
+    "appendfsync": ("always", "with appendfsync != always, a power loss can drop the last second"),
+}
+LAG_SCAN_LIMIT = 100_000
+
+
+@dataclass
+class PartitionStatus:
+    partition: int
+    log_length: int
+    last_entry: str | None
+    checkpoints: dict[str, str | None]
+    lag: int
+    pending: int
+    halted: dict[str, str] | None
+    dead_letters: int
+
+
+@dataclass
+class Status:
+    redis_version: str
+    warnings: list[str] = field(default_factory=list)
+    partitions: list[PartitionStatus] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return not any(p.halted for p in self.partitions)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "healthy": self.healthy,
+            "redisVersion": self.redis_version,
+            "warnings": self.warnings,
+            "partitions": [
+                {
+                    "partition": p.partition,
+                    "logLength": p.log_length,
+                    "lastEntry": p.last_entry,
+                    "checkpoints": p.checkpoints,
+                    "lag": p.lag,
+                    "pending": p.pending,
+                    "halted": p.halted,
+                    "deadLetters": p.dead_letters,
+                }
+                for p in self.partitions
+            ],
+        }
+
+
+def settings_warnings(client: redis.Redis) -> list[str]:
+    warnings = []
+    for name, (wanted, why) in {**REQUIRED, **RECOMMENDED}.items():
+        try:
+            value = client.config_get(name).get(name)
+        except redis.ResponseError:
+            warnings.append(f"cannot read {name} (CONFIG disabled?): make sure it is {wanted}")
+            continue
+        if value != wanted:
+            warnings.append(f"{name} is {value!r}, keyledger needs {wanted!r}: {why}")
+    return warnings
+
+
+def partition_status(client: redis.Redis, keys: Keyspace, partition: int) -> PartitionStatus:
+    log_key = keys.log(partition)
+    pipe = client.pipeline(transaction=False)
+    pipe.xlen(log_key)
+    pipe.xrevrange(log_key, count=1)
+    pipe.mget([keys.checkpoint(name, partition) for name in PROJECTIONS])
+    pipe.hgetall(keys.halted(partition))
+    pipe.xlen(keys.dead_letters(partition))
+    length, last, checkpoints, halted, dead = pipe.execute()
+    positions = dict(zip(PROJECTIONS, checkpoints, strict=True))
+    behind = min((stream_id(c) if c else (0, 0)) for c in checkpoints)
+    low = "-" if behind == (0, 0) else f"({behind[0]}-{behind[1]}"
+    lag = len(as_entries(client.xrange(log_key, min=low, count=LAG_SCAN_LIMIT)))
+    try:
+        pending = int(client.xpending(log_key, keys.consumer_group())["pending"])
+    except redis.ResponseError:
+        pending = 0  # no consumer group yet: no projector ever ran
+    entries = as_entries(last)
+    return PartitionStatus(
+        partition=partition,
+        log_length=int(length),
+        last_entry=entries[0][0] if entries else None,
+        checkpoints=positions,
+        lag=lag,
+        pending=pending,
+        halted=halted or None,
+        dead_letters=int(dead),
+    )
+
+
+def status(client: redis.Redis, keys: Keyspace) -> Status:
+    info = client.info("server")
+    result = Status(redis_version=str(info.get("redis_version", "?")))
+    result.warnings = settings_warnings(client)
+    result.partitions = [partition_status(client, keys, p) for p in range(keys.partitions)]
+    for p in result.partitions:
+        if p.halted:
+            result.warnings.append(
+                f"partition {p.partition} HALTED at entry {p.halted.get('entry')}: "
+                f"{p.halted.get('error')} (see 'keyledger deadletter list')"
+            )
+    return result
