@@ -64,6 +64,8 @@ class Ledger:
     def execute(self, command: cmd.Command, actor: Actor) -> Outcome:
         state = self.accounts.load(command.account_id)
         events = decide(state, command, Recorder(state, self.clock(), actor), self.limits)
+        if not events:  # nothing changes (e.g. a role set to the role the user has)
+            return Outcome((), state, True)
         appended = self.store.append(command.account_id, state.version, events)
         in_effect = self.watch.wait(appended.partition, appended.last_log_id, self.apply_timeout)
         return Outcome(tuple(events), state.evolve(events), in_effect)

@@ -196,3 +196,14 @@ def test_a_path_cannot_forge_server_log_lines(
 def test_a_huge_path_parameter_is_a_clean_404(client: FlaskClient, owner: Bootstrapped) -> None:
     response = client.get("/v1/users/" + "u" * 100_000, headers=headers(owner))
     assert response.status_code == 404
+
+
+def test_a_change_to_the_same_value_is_a_200_that_records_nothing(
+    client: FlaskClient, owner: Bootstrapped, container: Container
+) -> None:
+    before = container.store.version(owner.account_id)
+    response = client.put(
+        f"/v1/users/{owner.owner_id}", headers=headers(owner), json={"role": "Owner"}
+    )
+    assert response.status_code == 200
+    assert container.store.version(owner.account_id) == before
