@@ -72,6 +72,9 @@ class Keyspace:
             return None
         return f"{self.tag(partition)}:auth:key:{key_id}"
 
+    def idempotency(self, account_id: str, scope: str) -> str:
+        return f"{self._account(account_id)}:idem:{scope}"
+
     def syslog(self, account_id: str) -> str:
         return f"{self._account(account_id)}:syslog"
 

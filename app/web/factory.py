@@ -9,9 +9,10 @@ from flask import Flask
 from flask_smorest import Api
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app.adapters.idempotency import IdempotencyStore
 from app.bootstrap import Container, build, verify_partitions
 from app.config import Settings
-from app.web import auth, errors
+from app.web import auth, errors, idempotency
 from app.web.audit import audit_blp
 from app.web.blueprint import Blueprint
 from app.web.schemas import ErrorSchema
@@ -81,4 +82,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         api.register_blueprint(blueprint)
     errors.register(app)
     auth.install(app, container.authenticator)
+    idempotency.install(app, IdempotencyStore(container.redis, container.keyspace))
     return app

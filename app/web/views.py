@@ -15,6 +15,19 @@ from app.web.blueprint import Blueprint, changed, ledger
 
 account_blp = Blueprint("account", __name__, url_prefix="/v1", description="The calling key")
 users_blp = Blueprint("users", __name__, url_prefix="/v1/users", description="Account users")
+#: Documents the ``Idempotency-Key`` header (``app.web.idempotency``) on POST operations.
+IDEMPOTENT = {
+    "parameters": [
+        {
+            "in": "header",
+            "name": "Idempotency-Key",
+            "required": False,
+            "schema": {"type": "string", "maxLength": 255},
+            "description": "retrying with the same key returns the first result (24 h)",
+        }
+    ]
+}
+
 keys_blp = Blueprint("api_keys", __name__, url_prefix="/v1/api-keys", description="Secret keys")
 
 
@@ -72,6 +85,7 @@ class Users(MethodView):
 
     @users_blp.arguments(s.UserCreateSchema)
     @users_blp.response(201, s.UserSchema)
+    @users_blp.doc(**IDEMPOTENT)
     def post(self, body: dict[str, Any]) -> Any:
         """Add a user."""
         account_id = current_principal().account_id
@@ -117,6 +131,7 @@ class ApiKeys(MethodView):
 
     @keys_blp.arguments(s.ApiKeyCreateSchema)
     @keys_blp.response(201, s.ApiKeyCreatedSchema)
+    @keys_blp.doc(**IDEMPOTENT)
     def post(self, body: dict[str, Any]) -> Any:
         """Create a secret key; its secret is in this response and nowhere else, ever."""
         account_id = current_principal().account_id
@@ -152,6 +167,7 @@ class ApiKeyItem(MethodView):
 class AllowedSourceIps(MethodView):
     @keys_blp.arguments(s.CidrSchema)
     @keys_blp.response(200, s.ApiKeySchema)
+    @keys_blp.doc(**IDEMPOTENT)
     def post(self, body: dict[str, Any], name: str) -> Any:
         """Allow one more source subnet (IPv4 or IPv6 CIDR) for the key."""
         outcome = ledger().allow_subnet(

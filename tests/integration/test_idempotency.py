@@ -1,0 +1,94 @@
+"""Idempotency-Key on POST: a retry returns the first result and records nothing new."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+
+from app import create_app
+from app.bootstrap import Container
+from app.domain.events import OPERATOR
+from tests.integration.helpers import Bootstrapped, bootstrap
+
+
+@pytest.fixture
+def client(container: Container) -> Iterator[FlaskClient]:
+    with create_app({"container": container}).test_client() as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def owner(container: Container, projector) -> Bootstrapped:
+    return bootstrap(container)
+
+
+def post_key(client: FlaskClient, b: Bootstrapped, idem: str | None, name: str = "retried-key-01"):
+    headers = {"x-api-key": b.account_key, "x-api-secret-key": b.secret_key}
+    if idem is not None:
+        headers["Idempotency-Key"] = idem
+    return client.post("/v1/api-keys", headers=headers, json={"name": name, "userId": b.owner_id})
+
+
+def test_a_retried_key_creation_returns_the_first_key_and_mints_no_second(
+    client: FlaskClient, owner: Bootstrapped, container: Container
+) -> None:
+    first = post_key(client, owner, "create-key-7f3a")
+    version = container.store.version(owner.account_id)
+    again = post_key(client, owner, "create-key-7f3a")
+    assert first.status_code == again.status_code == 201
+    assert again.get_json()["secretKey"] == first.get_json()["secretKey"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert container.store.version(owner.account_id) == version
+
+
+def test_the_stored_result_is_not_readable_in_redis(
+    client: FlaskClient, owner: Bootstrapped, redis_client: redis.Redis, namespace: str
+) -> None:
+    secret = post_key(client, owner, "create-key-7f3a").get_json()["secretKey"]
+    secret_part = secret[5 + 16 : 5 + 16 + 43]
+    for key in redis_client.scan_iter(match=f"{namespace}:*:idem:*"):
+        assert secret_part not in redis_client.get(key)
+
+
+def test_the_same_key_for_a_different_request_is_refused(
+    client: FlaskClient, owner: Bootstrapped
+) -> None:
+    post_key(client, owner, "create-key-7f3a")
+    other = post_key(client, owner, "create-key-7f3a", name="another-key-01")
+    assert other.status_code == 409
+    assert other.get_json()["error"]["code"] == "idempotency_key_reused"
+
+
+def test_a_failed_request_can_be_retried_with_the_same_key(
+    client: FlaskClient, owner: Bootstrapped
+) -> None:
+    assert post_key(client, owner, "k-1", name="bad").status_code == 400
+    assert post_key(client, owner, "k-2").status_code == 201
+    # k-1 was released after the failure: a corrected request may not reuse it
+    # with a different body, but the identical request runs again.
+    assert post_key(client, owner, "k-1", name="bad").status_code == 400
+
+
+def test_another_callers_key_does_not_see_the_result(
+    client: FlaskClient, owner: Bootstrapped, container: Container
+) -> None:
+    secret, _ = container.ledger.create_secret_key(
+        owner.account_id, "second-owner-key", owner.owner_id, (), OPERATOR
+    )
+    post_key(client, owner, "shared-idem")
+    other = Bootstrapped(owner.account_id, owner.owner_id, owner.account_key, secret)
+    response = post_key(client, other, "shared-idem")
+    assert response.status_code == 409  # the key name exists; it ran as a new request
+
+
+def test_malformed_idempotency_keys_are_400(client: FlaskClient, owner: Bootstrapped) -> None:
+    assert post_key(client, owner, "x" * 256).status_code == 400
+    assert post_key(client, owner, "has space").status_code == 400
+
+
+def test_without_the_header_every_post_runs(client: FlaskClient, owner: Bootstrapped) -> None:
+    assert post_key(client, owner, None).status_code == 201
+    assert post_key(client, owner, None).status_code == 409
