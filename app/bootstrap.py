@@ -9,6 +9,7 @@ import redis
 
 from app.adapters.accounts import AccountRepository
 from app.adapters.applied import AppliedWatch
+from app.adapters.authcache import AuthCache
 from app.adapters.authlookup import AuthLookup
 from app.adapters.eventstore import EventStore
 from app.adapters.keyspace import Keyspace
@@ -55,7 +56,9 @@ def build(settings: Settings, clock: Clock = utcnow) -> Container:
         keyspace=keyspace,
         store=store,
         ledger=ledger,
-        authenticator=Authenticator(AuthLookup(client, keyspace), hasher),
+        authenticator=Authenticator(
+            AuthLookup(client, keyspace, AuthCache(client, keyspace.invalidations())), hasher
+        ),
         system_log=SystemLogReader(client, keyspace),
         hasher=hasher,
     )

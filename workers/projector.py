@@ -31,6 +31,7 @@ from typing import Any
 
 import redis
 
+from app.adapters.authcache import publish_invalidation
 from app.adapters.keyspace import PROJECTIONS, Keyspace
 from app.adapters.redis_client import Entries, as_entries, as_streams, is_busygroup, stream_id
 from app.domain.events import Event
@@ -181,6 +182,9 @@ class Projector:
                     for key in checkpoints:
                         pipe.set(key, decoded[-1][0])
                     pipe.xack(log_key, self.group, *[entry_id for entry_id, _ in decoded])
+                    publish_invalidation(
+                        pipe, self.keys.invalidations(), [e.account_id for _, e in decoded]
+                    )
                     pipe.execute()
                     self.applied += len(decoded)
                     complete = len(decoded) == len(entries)

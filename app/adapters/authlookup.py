@@ -8,10 +8,14 @@ policies need.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis
 
 from app.adapters.keyspace import Keyspace
+
+if TYPE_CHECKING:
+    from app.adapters.authcache import AuthCache
 from app.adapters.redis_client import store_call
 from policies.facts import AccountKeyRecord, AccountRecord, SecretKeyRecord, UserRecord
 
@@ -29,12 +33,24 @@ class Lookup:
 
 
 class AuthLookup:
-    def __init__(self, client: redis.Redis, keyspace: Keyspace):
+    def __init__(self, client: redis.Redis, keyspace: Keyspace, cache: AuthCache | None = None):
         self.client = client
         self.keys = keyspace
+        self.cache = cache
+
+    def fetch(self, account_key_id: str, secret_key_id: str) -> Lookup:
+        """The records for a key pair: from process memory when warm, else from Redis."""
+        if self.cache is None or not self.cache.sync():
+            return self.fetch_from_redis(account_key_id, secret_key_id)
+        pair = (account_key_id, secret_key_id)
+        found = self.cache.get(pair)
+        if found is None:
+            found = self.fetch_from_redis(account_key_id, secret_key_id)
+            self.cache.put(pair, found)
+        return found
 
     @store_call
-    def fetch(self, account_key_id: str, secret_key_id: str) -> Lookup:
+    def fetch_from_redis(self, account_key_id: str, secret_key_id: str) -> Lookup:
         ak_key, sk_key = self.keys.auth_key(account_key_id), self.keys.auth_key(secret_key_id)
         pipe = self.client.pipeline(transaction=False)
         if ak_key is not None:

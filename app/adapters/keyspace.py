@@ -38,8 +38,16 @@ class Keyspace:
         return f"{self._account(account_id)}:events"
 
     def account_head(self, account_id: str) -> str:
-        """Hash with the account's current version."""
+        """Hash with the account's current version and chain hash."""
         return f"{self._account(account_id)}:head"
+
+    def account_heads(self, partition: int) -> str:
+        """``SCAN`` pattern matching the head of every account of a partition."""
+        return f"{self.tag(partition)}:acct:*:head"
+
+    def account_of_head(self, partition: int, key: str) -> str:
+        """The account id in a key that ``account_heads(partition)`` matched."""
+        return key.removeprefix(f"{self.tag(partition)}:acct:").removesuffix(":head")
 
     def meta(self) -> str:
         return f"{self.namespace}:meta"
@@ -74,6 +82,10 @@ class Keyspace:
 
     def idempotency(self, account_id: str, scope: str) -> str:
         return f"{self._account(account_id)}:idem:{scope}"
+
+    def invalidations(self) -> str:
+        """Pub/sub channel on which the projector names the accounts it changed."""
+        return f"{self.namespace}:auth:invalidate"
 
     def syslog(self, account_id: str) -> str:
         return f"{self._account(account_id)}:syslog"
