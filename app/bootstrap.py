@@ -17,6 +17,7 @@ from app.adapters.redis_client import connect
 from app.adapters.systemlog import SystemLogReader
 from app.authn.authenticator import Authenticator
 from app.authn.hashing import KeyHasher
+from app.authn.throttle import FailureThrottle
 from app.config import ConfigError, Settings
 from app.service import Clock, Ledger, utcnow
 
@@ -57,7 +58,9 @@ def build(settings: Settings, clock: Clock = utcnow) -> Container:
         store=store,
         ledger=ledger,
         authenticator=Authenticator(
-            AuthLookup(client, keyspace, AuthCache(client, keyspace.invalidations())), hasher
+            AuthLookup(client, keyspace, AuthCache(client, keyspace.invalidations())),
+            hasher,
+            throttle=FailureThrottle(settings.throttle),
         ),
         system_log=SystemLogReader(client, keyspace),
         hasher=hasher,

@@ -11,6 +11,9 @@
 | ``KEYLEDGER_ALLOW_ANY_SOURCE`` | ``false`` | accept ``0.0.0.0/0`` and ``::/0`` as subnets |
 | ``KEYLEDGER_MAX_KEYS_PER_ACCOUNT`` | ``1000`` | |
 | ``KEYLEDGER_MAX_SUBNETS_PER_KEY`` | ``32`` | |
+| ``KEYLEDGER_RATE_LIMIT_PER_MINUTE`` | ``400`` | requests per account key and minute (0: off) |
+| ``KEYLEDGER_AUTH_FAILURES_PER_MINUTE`` | ``60`` | failed authentications per source address (0: off) |
+| ``KEYLEDGER_AUTH_FAILURES_PER_KEY_MINUTE`` | ``10`` | failures per source address and key id |
 | ``KEYLEDGER_LOG_LEVEL`` | ``INFO`` | server log level |
 """
 
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.authn.throttle import ThrottleLimits
 from app.domain.account import Limits
 
 REDIS_URL_FILE = Path("var") / "redis.url"
@@ -43,12 +47,16 @@ class Settings:
     trusted_proxies: int = 0
     limits: Limits = field(default_factory=Limits)
     log_level: str = "INFO"
+    rate_limit_per_minute: int = 400
+    throttle: ThrottleLimits = field(default_factory=ThrottleLimits)
 
     def __post_init__(self) -> None:
         if not _NAMESPACE.fullmatch(self.namespace):
             raise ConfigError("KEYLEDGER_NAMESPACE: 1-32 of letters, digits, '_.:-' (no braces)")
         if not 1 <= self.partitions <= 256:
             raise ConfigError("KEYLEDGER_PARTITIONS must be between 1 and 256")
+        if self.rate_limit_per_minute < 0:
+            raise ConfigError("KEYLEDGER_RATE_LIMIT_PER_MINUTE must be 0 (off) or more")
         if self.trusted_proxies < 0:
             raise ConfigError("KEYLEDGER_TRUSTED_PROXIES must be 0 or more")
 
@@ -64,6 +72,13 @@ class Settings:
                 "redis_timeout": int(env.get("KEYLEDGER_REDIS_TIMEOUT_MS", "2000")) / 1000,
                 "trusted_proxies": int(env.get("KEYLEDGER_TRUSTED_PROXIES", "0")),
                 "log_level": env.get("KEYLEDGER_LOG_LEVEL", "INFO").upper(),
+                "rate_limit_per_minute": int(env.get("KEYLEDGER_RATE_LIMIT_PER_MINUTE", "400")),
+                "throttle": ThrottleLimits(
+                    failures_per_source=int(env.get("KEYLEDGER_AUTH_FAILURES_PER_MINUTE", "60")),
+                    failures_per_source_and_key=int(
+                        env.get("KEYLEDGER_AUTH_FAILURES_PER_KEY_MINUTE", "10")
+                    ),
+                ),
                 "limits": Limits(
                     keys_per_account=int(env.get("KEYLEDGER_MAX_KEYS_PER_ACCOUNT", "1000")),
                     subnets_per_key=int(env.get("KEYLEDGER_MAX_SUBNETS_PER_KEY", "32")),

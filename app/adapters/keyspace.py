@@ -8,6 +8,7 @@ lookup also goes straight to its partition.
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass
 
@@ -83,6 +84,11 @@ class Keyspace:
     def idempotency(self, account_id: str, scope: str) -> str:
         return f"{self._account(account_id)}:idem:{scope}"
 
+    def rate_limit(self, account_key_id: str, window: int) -> str:
+        """Request counter of an account key in one minute window."""
+        partition = int(account_key_id[:2], 16) % self.partitions
+        return f"{self.tag(partition)}:rl:{account_key_id}:{window}"
+
     def invalidations(self) -> str:
         """Pub/sub channel on which the projector names the accounts it changed."""
         return f"{self.namespace}:auth:invalidate"
@@ -92,3 +98,56 @@ class Keyspace:
 
     def consumer_group(self) -> str:
         return "projector"
+
+    # -- rebuilds ------------------------------------------------------------------------
+    def shadow(self, projection: str) -> Keyspace:
+        """Where a rebuild writes a fresh generation of ``projection``.
+
+        Only the namespace differs (``~`` cannot occur in a configured one), so every
+        shadow key has the hash tag, and the slot, of the live key it will be renamed to.
+        """
+        return Keyspace(f"{self.namespace}~{projection}", self.partitions)
+
+    def translate(self, key: str, into: Keyspace) -> str:
+        """The name ``key`` of this keyspace has in keyspace ``into``."""
+        prefix = f"{self.namespace}:"
+        if not key.startswith(prefix):
+            raise ValueError(f"{key!r} is not a key of namespace {self.namespace!r}")
+        return f"{into.namespace}:{key[len(prefix) :]}"
+
+    def partition_keys(self, partition: int) -> str:
+        """``SCAN`` pattern matching every key of a partition (log, projections and all)."""
+        return f"{self.tag(partition)}:*"
+
+    def projection_of(self, key: str) -> tuple[str, str] | None:
+        """(projection, record kind) of a projection key of this keyspace, else None.
+
+        Kinds: auth ``key``, ``subnets``, ``account``, ``user``; syslog ``stream``.
+        The log, account streams and heads, checkpoints and everything else are None.
+        """
+        prefix = f"{self.namespace}:"
+        if not key.startswith(prefix):
+            return None
+        for pattern, kinds in _PROJECTION_KEYS:
+            found = pattern.fullmatch(key, len(prefix))
+            if found:
+                return kinds
+        return None
+
+    def rebuild_lock(self, projection: str) -> str:
+        """Held (``SET NX PX``, value: the job id) while a rebuild of ``projection`` runs."""
+        return f"{self.namespace}:rebuild:{projection}:lock"
+
+
+_ID = r"[^:{}]+"
+_TAG = r"\{p[0-9]+\}"
+_PROJECTION_KEYS = tuple(
+    (re.compile(pattern), kinds)
+    for pattern, kinds in (
+        (rf"{_TAG}:auth:key:{_ID}", ("auth", "key")),
+        (rf"{_TAG}:auth:key:{_ID}:subnets", ("auth", "subnets")),
+        (rf"{_TAG}:acct:{_ID}:auth", ("auth", "account")),
+        (rf"{_TAG}:acct:{_ID}:auth:user:{_ID}", ("auth", "user")),
+        (rf"{_TAG}:acct:{_ID}:syslog", ("syslog", "stream")),
+    )
+)

@@ -13,12 +13,25 @@ from functools import partial
 
 from app.adapters.authlookup import AuthLookup, Lookup
 from app.authn.hashing import KeyHasher
+from app.authn.throttle import FailureThrottle, ThrottleLimits
 from app.domain.tokens import KeyKind, MalformedKey, parse
 from policies import engine
 from policies.decision import Decision
 from policies.facts import AuthFacts
 
 log = logging.getLogger("keyledger.auth")
+
+THROTTLE = "failure_throttle"
+
+
+def _key_ids(*presented: str | None) -> tuple[str, ...]:
+    """The public key ids of the presented keys, for throttling (no parsing errors)."""
+    ids = []
+    for value in presented:
+        if value and len(value) >= 21 and value[4] == "_":
+            ids.append(value[5:21])
+    return tuple(ids)
+
 
 ACCOUNT_KEY_HEADER = "x-api-key"
 SECRET_KEY_HEADER = "x-api-secret-key"  # noqa: S105 (a header name)
@@ -27,6 +40,7 @@ SECRET_KEY_HEADER = "x-api-secret-key"  # noqa: S105 (a header name)
 @dataclass(frozen=True)
 class Principal:
     account_id: str
+    account_key_id: str
     account_name: str
     key_name: str
     user_id: str
@@ -38,6 +52,8 @@ class Principal:
 class AuthResult:
     decision: Decision
     principal: Principal | None
+    #: Seconds a throttled client should wait (with a 429 decision).
+    retry_after: int | None = None
 
     @property
     def allowed(self) -> bool:
@@ -50,10 +66,12 @@ class Authenticator:
         lookup: AuthLookup,
         hasher: KeyHasher,
         policies: tuple[engine.Policy, ...] = engine.DEFAULT_POLICIES,
+        throttle: FailureThrottle | None = None,
     ):
         self.lookup = lookup
         self.hasher = hasher
         self.policies = policies
+        self.throttle = throttle or FailureThrottle(ThrottleLimits())
 
     def authenticate(
         self,
@@ -64,13 +82,22 @@ class Authenticator:
         account_key: str | None,
         secret_key: str | None,
     ) -> AuthResult:
+        source = source_ip or "-"
+        key_ids = _key_ids(account_key, secret_key)
+        wait = self.throttle.retry_after(source, key_ids)
+        if wait is not None:
+            return AuthResult(Decision.deny(THROTTLE, "too many failures", 429), None, wait)
         facts = self._gather(method, path, source_ip, account_key, secret_key)
         decision = engine.evaluate(facts, self.policies)
         if not decision.allowed:
+            if decision.status == 401:
+                self.throttle.failed(source, key_ids)
             return AuthResult(decision, None)
-        assert facts.account and facts.secret_key and facts.user  # guaranteed by the policies
+        # guaranteed by the policies
+        assert facts.account and facts.account_key and facts.secret_key and facts.user
         principal = Principal(
             account_id=facts.account.id,
+            account_key_id=facts.account_key.key_id,
             account_name=facts.account.name,
             key_name=facts.secret_key.name,
             user_id=facts.user.id,
@@ -78,6 +105,12 @@ class Authenticator:
             role=facts.user.role,
         )
         return AuthResult(decision, principal)
+
+    def _verify(self, stored_hash: str | None, token: str) -> bool:
+        if stored_hash is None:
+            self.hasher.burn(token)
+            return False
+        return self.hasher.verify(stored_hash, token)
 
     def _gather(
         self,
@@ -96,16 +129,11 @@ class Authenticator:
         except MalformedKey as exc:
             return base(credentials_problem=f"malformed key: {exc}")
         found: Lookup = self.lookup.fetch(ak.key_id, sk.key_id)
-        ak_ok = found.account_key_hash is not None and self.hasher.verify(
-            found.account_key_hash, ak.token
-        )
-        # Verify the secret key only when the account key passed: no argon2 work is
-        # spent on requests that are already refused.
-        sk_ok = (
-            ak_ok
-            and found.secret_key_hash is not None
-            and self.hasher.verify(found.secret_key_hash, sk.token)
-        )
+        # Every refusal of a well-formed key costs one argon2 computation, whether
+        # the key id is unknown or the secret is wrong, so timing does not tell
+        # them apart; the secret key is only looked at once the account key passed.
+        ak_ok = self._verify(found.account_key_hash, ak.token)
+        sk_ok = ak_ok and self._verify(found.secret_key_hash, sk.token)
         return base(
             account_key=found.account_key,
             account_key_verified=ak_ok,

@@ -9,6 +9,7 @@ stored hash is unchanged: a rotated or deleted key is never accepted from memory
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -41,12 +42,20 @@ class KeyHasher:
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_concurrent or os.cpu_count() or 2)
         self.argon2_verifications = 0
+        self._decoy = self._hasher.hash(secrets.token_urlsafe(32))
 
     def hash(self, token: str) -> str:
         return self._hasher.hash(token)
 
     def _digest(self, token: str) -> bytes:
         return hashlib.blake2b(token.encode(), key=self._pepper, digest_size=32).digest()
+
+    def burn(self, token: str) -> None:
+        """Spend what a failed verification costs, for a key id that does not exist."""
+        with self._slots:
+            self.argon2_verifications += 1
+            with contextlib.suppress(VerificationError, InvalidHashError):
+                self._hasher.verify(self._decoy, token)
 
     def verify(self, stored_hash: str, token: str) -> bool:
         """True when ``token`` matches ``stored_hash``; argon2 runs once per key and process."""

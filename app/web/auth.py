@@ -17,6 +17,7 @@ from typing import Any, TypeVar, cast
 
 from flask import Flask, Response, current_app, g, request
 
+from app.adapters.ratelimit import RateLimiter
 from app.authn.authenticator import (
     ACCOUNT_KEY_HEADER,
     SECRET_KEY_HEADER,
@@ -25,12 +26,18 @@ from app.authn.authenticator import (
     Principal,
 )
 from app.domain.events import Actor
-from app.web.errors import forbidden, unauthenticated
+from app.web.errors import error_response, forbidden, unauthenticated
 
 log = logging.getLogger("keyledger.auth")
 
 PUBLIC_ENDPOINTS = frozenset(
-    {"health.healthz", "api-docs.openapi_json", "api-docs.openapi_swagger_ui", "static"}
+    {
+        "health.healthz",
+        "api-docs.openapi_json",
+        "api-docs.openapi_swagger_ui",
+        "static",
+        "forward.check",  # authenticates the original request itself
+    }
 )
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
@@ -46,27 +53,59 @@ def request_id() -> str:
     return cast(str, rid)
 
 
-def check_request(authenticator: Authenticator) -> AuthResult:
-    return authenticator.authenticate(
-        method=request.method,
-        path=request.path,
-        source_ip=request.remote_addr,
-        account_key=request.headers.get(ACCOUNT_KEY_HEADER),
-        secret_key=request.headers.get(SECRET_KEY_HEADER),
-    )
+class Gate:
+    """Authenticates the current request for a method and path, then applies the rate limit.
+
+    Used by keyledger's own API, the forward-authentication endpoint and the
+    ``require_api_key`` decorator, so all three decide the same way.
+    """
+
+    def __init__(self, authenticator: Authenticator, limiter: RateLimiter):
+        self.authenticator = authenticator
+        self.limiter = limiter
+
+    def admit(self, method: str, path: str) -> Principal | Response:
+        result = self.authenticator.authenticate(
+            method=method,
+            path=path,
+            source_ip=request.remote_addr,
+            account_key=request.headers.get(ACCOUNT_KEY_HEADER),
+            secret_key=request.headers.get(SECRET_KEY_HEADER),
+        )
+        if not result.allowed or result.principal is None:
+            return denial(result, method, path)
+        if self.limiter.enabled:
+            allowance = self.limiter.hit(result.principal.account_key_id)
+            g.rate_limit_remaining = allowance.remaining
+            if not allowance.allowed:
+                return error_response(
+                    429,
+                    f"rate limit of {self.limiter.per_minute} requests per minute exceeded",
+                    "too_many_requests",
+                    headers={"Retry-After": str(allowance.retry_after)},
+                )
+        g.principal = result.principal
+        return result.principal
 
 
-def denial(result: AuthResult) -> Response:
+def denial(result: AuthResult, method: str, path: str) -> Response:
     decision = result.decision
     log.info(
         "denied %r %r from %r: %s (%r) request_id=%s",
-        request.method,
-        request.path,
+        method,
+        path,
         request.remote_addr,
         decision.policy,
         decision.reason,
         request_id(),
     )
+    if decision.status == 429:
+        return error_response(
+            429,
+            "too many failed authentications from this address; retry later",
+            "too_many_requests",
+            headers={"Retry-After": str(result.retry_after or 60)},
+        )
     return unauthenticated() if decision.status == 401 else forbidden()
 
 
@@ -89,38 +128,40 @@ def current_actor() -> Actor:
     )
 
 
-def install(app: Flask, authenticator: Authenticator) -> None:
+def stamp(response: Response) -> Response:
+    """Request id, no caching, and the caller's remaining rate-limit allowance."""
+    response.headers["X-Request-Id"] = request_id()
+    response.headers.setdefault("Cache-Control", "no-store")
+    remaining = g.get("rate_limit_remaining")
+    if remaining is not None:
+        response.headers["X-Rate-Limit-Remaining"] = str(remaining)
+    return response
+
+
+def install(app: Flask, gate: Gate) -> None:
     @app.before_request
     def authenticate() -> Response | None:
         request_id()
         if request.endpoint in PUBLIC_ENDPOINTS:
             return None
-        result = check_request(authenticator)
-        if not result.allowed:
-            return denial(result)
-        g.principal = result.principal
-        return None
+        admitted = gate.admit(request.method, request.path)
+        return admitted if isinstance(admitted, Response) else None
 
-    @app.after_request
-    def stamp(response: Response) -> Response:
-        response.headers["X-Request-Id"] = request_id()
-        response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    app.after_request(stamp)
 
 
 def require_api_key(view: F) -> F:
-    """Protect a view of any Flask app whose ``app.extensions["keyledger"]`` is a ``Container``.
+    """Protect a view of a Flask app set up with ``app.web.extension.KeyLedger``.
 
     The view then finds the caller in ``flask.g.principal``.
     """
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        authenticator: Authenticator = current_app.extensions["keyledger"].authenticator
-        result = check_request(authenticator)
-        if not result.allowed:
-            return denial(result)
-        g.principal = result.principal
+        gate: Gate = current_app.extensions["keyledger.gate"]
+        admitted = gate.admit(request.method, request.path)
+        if isinstance(admitted, Response):
+            return admitted
         return view(*args, **kwargs)
 
     return cast(F, wrapper)

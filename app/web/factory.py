@@ -10,11 +10,13 @@ from flask_smorest import Api
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.adapters.idempotency import IdempotencyStore
+from app.adapters.ratelimit import RateLimiter
 from app.bootstrap import Container, build, verify_partitions
 from app.config import Settings
 from app.web import auth, errors, idempotency
 from app.web.audit import audit_blp
 from app.web.blueprint import Blueprint
+from app.web.forward import forward_blp
 from app.web.schemas import ErrorSchema
 from app.web.views import account_blp, keys_blp, users_blp
 
@@ -78,9 +80,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             name, {"type": "apiKey", "in": "header", "name": header}
         )
     api.spec.options["security"] = [{"accountKey": [], "secretKey": []}]
-    for blueprint in (health_blp, account_blp, users_blp, keys_blp, audit_blp):
+    for blueprint in (health_blp, account_blp, users_blp, keys_blp, audit_blp, forward_blp):
         api.register_blueprint(blueprint)
     errors.register(app)
-    auth.install(app, container.authenticator)
+    gate = auth.Gate(
+        container.authenticator,
+        RateLimiter(container.redis, container.keyspace, settings.rate_limit_per_minute),
+    )
+    app.extensions["keyledger.gate"] = gate
+    auth.install(app, gate)
     idempotency.install(app, IdempotencyStore(container.redis, container.keyspace))
     return app
