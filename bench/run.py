@@ -1,0 +1,320 @@
+"""keyledger benchmarks: prints one table of figures, targets and ratios.
+
+Run with ``make bench``. Load comes from ``wrk`` (Debian package ``wrk``) in a
+separate process against gunicorn serving the real app; the in-process figures
+use the real adapters against a real Redis. Nothing here passes or fails: it
+reports. Uses REDIS_URL when set, otherwise starts an embedded Redis configured
+as in production (appendonly yes, appendfsync always).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from app.adapters.embedded import EmbeddedRedis, free_port
+from app.bootstrap import Container, build
+from app.config import Settings
+from app.domain.events import OPERATOR
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Row:
+    figure: str
+    value: float
+    unit: str
+    target: str
+    ok: bool | None
+    note: str = ""
+
+
+@contextmanager
+def redis_server(workdir: Path) -> Iterator[str]:
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedRedis(workdir / "redis", persistent=True)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@contextmanager
+def processes(env: dict[str, str], port: int, workdir: Path) -> Iterator[None]:
+    log = (workdir / "server.log").open("w")
+    procs = [
+        subprocess.Popen(
+            [
+                str(BIN / "gunicorn"),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                env.get("WEB_CONCURRENCY", "2"),
+                "app:create_app()",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        ),
+        subprocess.Popen(
+            [str(BIN / "keyledger"), "projector"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        ),
+    ]
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.1)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start; see {workdir / 'server.log'}")
+        yield
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=10)
+
+
+def wrk(url: str, headers: dict[str, str], seconds: int, connections: int) -> tuple[float, float]:
+    """Requests/s and p99 latency (ms) from wrk; non-2xx responses make the run invalid."""
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in out:
+        raise RuntimeError(f"non-2xx responses while benchmarking {url}:\n{out}")
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    latency = float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan")
+    return rate, latency
+
+
+def bootstrap(container: Container) -> tuple[str, str, str]:
+    ledger = container.ledger
+    account_id, owner, _ = ledger.register_account("Bench", "Ann", "ann@example.com", OPERATOR)
+    account_key, _ = ledger.enable_api(account_id, OPERATOR)
+    secret, _ = ledger.create_secret_key(account_id, "bench-key-0001", owner, (), OPERATOR)
+    assert account_key is not None
+    return account_id, account_key, secret
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def timed(fn: Callable[[], object], n: int) -> list[float]:
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter_ns()
+        fn()
+        samples.append((time.perf_counter_ns() - start) / 1000)
+    return samples
+
+
+def http_rows(env: dict[str, str], keys: dict[str, str], seconds: int) -> list[Row]:
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp, processes(env, port, Path(tmp)):
+        base = f"http://127.0.0.1:{port}"
+        check = {**keys, "X-Original-Method": "GET", "X-Original-URI": "/orders"}
+        for url, hdrs in (
+            (f"{base}/healthz", {}),
+            (f"{base}/v1/auth/check", check),
+            (f"{base}/v1/", keys),
+        ):
+            wrk(url, hdrs, 2, 8)  # warm every worker's caches
+        health, health_p99 = wrk(f"{base}/healthz", {}, seconds, 8)
+        fwd, fwd_p99 = wrk(f"{base}/v1/auth/check", check, seconds, 8)
+        who, who_p99 = wrk(f"{base}/v1/", keys, seconds, 8)
+    limited = env.get("KEYLEDGER_RATE_LIMIT_PER_MINUTE", "0") != "0"
+    tag = " (rate limit on)" if limited else ""
+    rows = [
+        Row(f"GET /healthz{tag}", health, "req/s", "baseline", None, f"p99 {health_p99:.2f} ms"),
+        Row(
+            f"GET /v1/auth/check{tag}",
+            fwd,
+            "req/s",
+            ">= 0.90 x healthz",
+            None if limited else fwd / health >= 0.90,
+            f"{fwd / health:.2f} x, p99 {fwd_p99:.2f} ms",
+        ),
+        Row(
+            f"GET /v1/{tag}",
+            who,
+            "req/s",
+            ">= 0.80 x healthz",
+            None if limited else who / health >= 0.80,
+            f"{who / health:.2f} x, p99 {who_p99:.2f} ms",
+        ),
+    ]
+    return rows
+
+
+def decision_rows(container: Container, account_key: str, secret: str) -> list[Row]:
+    auth = container.authenticator
+
+    def decide() -> object:
+        return auth.authenticate(
+            method="GET",
+            path="/v1/",
+            source_ip="127.0.0.1",
+            account_key=account_key,
+            secret_key=secret,
+        )
+
+    assert decide().allowed  # type: ignore[attr-defined]
+    samples = timed(decide, 20_000)
+    p99 = percentile(samples, 0.99)
+    return [
+        Row(
+            "in-process decision, warm",
+            p99,
+            "us p99",
+            "< 100 us",
+            p99 < 100,
+            f"p50 {statistics.median(samples):.1f} us",
+        )
+    ]
+
+
+def lag_rows(container: Container, account_id: str, changes: int) -> list[Row]:
+    ledger, watch = container.ledger, container.ledger.watch
+    ledger.apply_timeout = 0.0
+    lags = []
+    for n in range(changes):
+        state = ledger.state(account_id)
+        from app.domain import commands as cmd
+        from app.domain.account import Recorder
+        from app.domain.decisions import decide
+
+        events = decide(
+            state,
+            cmd.AddUser(
+                account_id=account_id,
+                user_id=f"u{n}",
+                name=f"User {n}",
+                email=f"u{n}@x.io",
+                role="Viewer",
+            ),
+            Recorder(state, ledger.clock(), OPERATOR),
+            ledger.limits,
+        )
+        appended = ledger.store.append(account_id, state.version, events)
+        start = time.perf_counter()
+        watch.wait(appended.partition, appended.last_log_id, 5.0)
+        lags.append((time.perf_counter() - start) * 1000)
+        time.sleep(0.005)  # a steady stream, not a burst
+    p99 = percentile(lags, 0.99)
+    return [
+        Row(
+            "projector lag, steady changes",
+            p99,
+            "ms p99",
+            "< 10 ms",
+            p99 < 10,
+            f"p50 {statistics.median(lags):.2f} ms over {changes} changes",
+        )
+    ]
+
+
+def rebuild_rows(container: Container) -> list[Row]:
+    try:
+        from workers import rebuild
+    except ImportError:
+        return [
+            Row("rebuild replay", float("nan"), "events/s", ">= 100,000", None, "not available")
+        ]
+    measure = getattr(rebuild, "measure_replay", None)
+    if measure is None:
+        return [
+            Row(
+                "rebuild replay",
+                float("nan"),
+                "events/s",
+                ">= 100,000",
+                None,
+                "no measure_replay()",
+            )
+        ]
+    rate = float(measure(container))
+    return [Row("rebuild replay", rate, "events/s", ">= 100,000", rate >= 100_000)]
+
+
+def print_table(rows: list[Row]) -> None:
+    print()
+    print(f"| {'figure':38} | {'measured':>12} | {'unit':9} | {'target':18} | met | note")
+    print(f"|{'-' * 40}|{'-' * 14}|{'-' * 11}|{'-' * 20}|-----|------")
+    for r in rows:
+        met = {True: "yes", False: "NO", None: " - "}[r.ok]
+        print(f"| {r.figure:38} | {r.value:12,.1f} | {r.unit:9} | {r.target:18} | {met} | {r.note}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
+    parser.add_argument("--changes", type=int, default=500, help="changes for the lag figure")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not found: install it with 'apt-get install wrk' (Debian) and run again")
+    with tempfile.TemporaryDirectory() as tmp, redis_server(Path(tmp)) as url:
+        namespace = f"bench{uuid.uuid4().hex[:6]}"
+        settings = Settings(redis_url=url, namespace=namespace, apply_timeout=5.0)
+        env = {
+            **os.environ,
+            "REDIS_URL": url,
+            "KEYLEDGER_NAMESPACE": namespace,
+            "KEYLEDGER_RATE_LIMIT_PER_MINUTE": "0",
+            "KEYLEDGER_LOG_LEVEL": "WARNING",
+            "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY", "2"),
+            "PATH": f"{BIN}:{os.environ['PATH']}",
+        }
+        rows: list[Row] = []
+        port = free_port()
+        with processes(env, port, Path(tmp)):
+            container = build(settings)
+            account_id, account_key, secret = bootstrap(container)
+            rows += decision_rows(container, account_key, secret)
+            rows += lag_rows(container, account_id, args.changes)
+        keys = {"x-api-key": account_key, "x-api-secret-key": secret}
+        rows += http_rows(env, keys, args.seconds)
+        rows += http_rows(
+            {**env, "KEYLEDGER_RATE_LIMIT_PER_MINUTE": str(10**9)}, keys, args.seconds
+        )
+        rows += rebuild_rows(container)
+        client = container.redis
+        leftovers = list(client.scan_iter(match=f"{namespace}:*", count=1000))
+        for i in range(0, len(leftovers), 1000):
+            client.delete(*leftovers[i : i + 1000])
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
