@@ -55,7 +55,7 @@ class AuthCache:
         if now < self._next_attempt:
             return
         self._next_attempt = now + self.retry_after
-        pubsub = self.client.pubsub(ignore_subscribe_messages=False)
+        pubsub = self.client.pubsub(ignore_subscribe_messages=False)  # type: ignore[no-untyped-call]
         try:
             pubsub.subscribe(self.channel)
             confirmation = pubsub.get_message(timeout=1.0)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from app.domain.account import KEY_NAME, MAX_USER_NAME
 from app.domain.network import MAX_CIDR_LENGTH
 from app.domain.roles import ROLE_NAMES
+from app.history import parse_entry_id
 
 ID = validate.Length(min=1, max=64)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -183,3 +184,46 @@ class StoredEventSchema(Schema):
 class EventsSchema(Schema):
     events = fields.List(fields.Nested(StoredEventSchema))
     links = fields.List(fields.Nested(LinkSchema))
+
+
+def _entry_id(value: str) -> None:
+    if parse_entry_id(value) is None:
+        raise ValidationError("a stream entry id, e.g. 1795846140133-0")
+
+
+class EventsPageQuerySchema(EventsQuerySchema):
+    """``EventsQuerySchema`` with the cursor that ``links.next`` carries."""
+
+    after_id = fields.String(
+        data_key="afterId",
+        validate=[validate.Length(max=41), _entry_id],
+        metadata={
+            "description": "stream entry id of version `after` (from `links.next`): the page "
+            "is read from there; ignored when it is not that version's entry"
+        },
+    )
+
+
+LOGS_CSV_COLUMNS = "id,time,originator,apiKeyName,resource,resourceId,type,description"
+LOGS_CSV = {
+    "type": "string",
+    "example": f"{LOGS_CSV_COLUMNS}\r\n"
+    "7,2026-11-28T06:09:06Z,Ann Owner,owner-key-0001,user,4f1c2a9b0d3e5f67,create,"
+    "User 'Vic' <v@example.com> added with role Viewer\r\n",
+}
+LOGS_CSV_DESCRIPTION = (
+    "A page of the system log: JSON by default; CSV (a download) when the Accept header "
+    f"prefers `text/csv`, with the header row `{LOGS_CSV_COLUMNS}` and the same filters and "
+    "paging. In CSV, a text cell starting with `=`, `+`, `-`, `@`, tab or carriage return "
+    "gets a leading `'` so that spreadsheets do not run it as a formula."
+)
+LOGS_CSV_HEADERS = {
+    "Content-Disposition": {
+        "description": 'CSV only: attachment; filename="keyledger-system-log-<account id>.csv"',
+        "schema": {"type": "string"},
+    },
+    "Link": {
+        "description": 'CSV only: the paging links (RFC 8288), rel="previous" and rel="next"',
+        "schema": {"type": "string"},
+    },
+}
