@@ -25,6 +25,11 @@ from app.domain.tokens import KeyKind, generate
 
 Clock = Callable[[], datetime]
 
+NOT_IN_EFFECT = (
+    "recorded but not yet in effect: the projector has not applied this change yet "
+    "(is the projector running?); it takes effect as soon as it is applied"
+)
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

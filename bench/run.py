@@ -65,6 +65,7 @@ def processes(env: dict[str, str], port: int, workdir: Path) -> Iterator[None]:
         subprocess.Popen(
             [
                 str(BIN / "gunicorn"),
+                "--no-control-socket",
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--workers",

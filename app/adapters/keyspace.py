@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 PROJECTIONS = ("auth", "syslog")
 
@@ -42,13 +43,13 @@ class Keyspace:
         """Hash with the account's current version and chain hash."""
         return f"{self._account(account_id)}:head"
 
-    def account_heads(self, partition: int) -> str:
-        """``SCAN`` pattern matching the head of every account of a partition."""
-        return f"{self.tag(partition)}:acct:*:head"
+    def account_heads(self) -> str:
+        """``SCAN`` pattern matching the head of every account."""
+        return f"{self.namespace}:{{p*}}:acct:*:head"
 
-    def account_of_head(self, partition: int, key: str) -> str:
-        """The account id in a key that ``account_heads(partition)`` matched."""
-        return key.removeprefix(f"{self.tag(partition)}:acct:").removesuffix(":head")
+    def account_of_head(self, key: str) -> str:
+        """The account id in a key that ``account_heads()`` matched."""
+        return key.partition("}:acct:")[2].removesuffix(":head")
 
     def meta(self) -> str:
         return f"{self.namespace}:meta"
@@ -84,10 +85,10 @@ class Keyspace:
     def idempotency(self, account_id: str, scope: str) -> str:
         return f"{self._account(account_id)}:idem:{scope}"
 
-    def rate_limit(self, account_key_id: str, window: int) -> str:
-        """Request counter of an account key in one minute window."""
+    def rate_limit(self, account_key_id: str) -> str:
+        """Request counter of an account key in the current minute window."""
         partition = int(account_key_id[:2], 16) % self.partitions
-        return f"{self.tag(partition)}:rl:{account_key_id}:{window}"
+        return f"{self.tag(partition)}:rl:{account_key_id}"
 
     def invalidations(self) -> str:
         """Pub/sub channel on which the projector names the accounts it changed."""
@@ -115,23 +116,23 @@ class Keyspace:
             raise ValueError(f"{key!r} is not a key of namespace {self.namespace!r}")
         return f"{into.namespace}:{key[len(prefix) :]}"
 
-    def partition_keys(self, partition: int) -> str:
-        """``SCAN`` pattern matching every key of a partition (log, projections and all)."""
-        return f"{self.tag(partition)}:*"
+    def every_key(self) -> str:
+        """``SCAN`` pattern matching every key of this keyspace (and maybe others': filter)."""
+        return f"{self.namespace}:*"
 
-    def projection_of(self, key: str) -> tuple[str, str] | None:
-        """(projection, record kind) of a projection key of this keyspace, else None.
+    def projection_of(self, key: str) -> ProjectionKey | None:
+        """What a projection key of this keyspace holds; None for any other key.
 
         Kinds: auth ``key``, ``subnets``, ``account``, ``user``; syslog ``stream``.
-        The log, account streams and heads, checkpoints and everything else are None.
+        The log, account streams and heads, checkpoints and the rest are None.
         """
         prefix = f"{self.namespace}:"
         if not key.startswith(prefix):
             return None
-        for pattern, kinds in _PROJECTION_KEYS:
+        for pattern, projection, kind in _PROJECTION_KEYS:
             found = pattern.fullmatch(key, len(prefix))
             if found:
-                return kinds
+                return ProjectionKey(projection, kind, int(found.group(1)))
         return None
 
     def rebuild_lock(self, projection: str) -> str:
@@ -139,15 +140,21 @@ class Keyspace:
         return f"{self.namespace}:rebuild:{projection}:lock"
 
 
+class ProjectionKey(NamedTuple):
+    projection: str
+    kind: str
+    partition: int
+
+
 _ID = r"[^:{}]+"
-_TAG = r"\{p[0-9]+\}"
+_TAG = r"\{p([0-9]+)\}"
 _PROJECTION_KEYS = tuple(
-    (re.compile(pattern), kinds)
-    for pattern, kinds in (
-        (rf"{_TAG}:auth:key:{_ID}", ("auth", "key")),
-        (rf"{_TAG}:auth:key:{_ID}:subnets", ("auth", "subnets")),
-        (rf"{_TAG}:acct:{_ID}:auth", ("auth", "account")),
-        (rf"{_TAG}:acct:{_ID}:auth:user:{_ID}", ("auth", "user")),
-        (rf"{_TAG}:acct:{_ID}:syslog", ("syslog", "stream")),
+    (re.compile(pattern), projection, kind)
+    for pattern, projection, kind in (
+        (rf"{_TAG}:auth:key:{_ID}", "auth", "key"),
+        (rf"{_TAG}:auth:key:{_ID}:subnets", "auth", "subnets"),
+        (rf"{_TAG}:acct:{_ID}:auth", "auth", "account"),
+        (rf"{_TAG}:acct:{_ID}:auth:user:{_ID}", "auth", "user"),
+        (rf"{_TAG}:acct:{_ID}:syslog", "syslog", "stream"),
     )
 )

@@ -1,20 +1,35 @@
 """Rate limit per account key: N requests per minute (Redis Cloud: 400), shared by
-every web process through one pipelined ``INCR`` + ``PEXPIRE`` per request.
+every web process through one script call per request.
 
-Fixed one-minute windows: simple, one round trip, and the documented model's
-behaviour; a client may burst up to twice the limit across a window boundary.
+Fixed one-minute windows on the Redis server's clock (so web hosts with skewed
+clocks agree): simple, one round trip, and the documented model's behaviour; a
+client may burst up to twice the limit across a window boundary.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
 
 from app.adapters.keyspace import Keyspace
 from app.adapters.redis_client import store_call
+
+HIT_SCRIPT = """
+-- KEYS[1]: the account key's counter hash {window, count}
+redis.replicate_commands()
+local now = redis.call('TIME')
+local window = tostring(math.floor(tonumber(now[1]) / 60))
+local count
+if redis.call('HGET', KEYS[1], 'window') == window then
+  count = redis.call('HINCRBY', KEYS[1], 'count', 1)
+else
+  redis.call('HSET', KEYS[1], 'window', window, 'count', 1)
+  count = 1
+end
+redis.call('PEXPIRE', KEYS[1], 61000)
+return {count, 60 - (tonumber(now[1]) % 60)}
+"""
 
 
 @dataclass(frozen=True)
@@ -25,17 +40,11 @@ class Allowance:
 
 
 class RateLimiter:
-    def __init__(
-        self,
-        client: redis.Redis,
-        keyspace: Keyspace,
-        per_minute: int,
-        clock: Callable[[], float] = time.time,
-    ):
+    def __init__(self, client: redis.Redis, keyspace: Keyspace, per_minute: int):
         self.client = client
         self.keys = keyspace
         self.per_minute = per_minute
-        self.clock = clock
+        self._hit = client.register_script(HIT_SCRIPT)
 
     @property
     def enabled(self) -> bool:
@@ -43,12 +52,8 @@ class RateLimiter:
 
     @store_call
     def hit(self, account_key_id: str) -> Allowance:
-        now = self.clock()
-        window = int(now // 60)
-        key = self.keys.rate_limit(account_key_id, window)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.incr(key)
-        pipe.pexpire(key, 61_000)
-        count = int(pipe.execute()[0])
-        retry_after = 60 - int(now % 60)
-        return Allowance(count <= self.per_minute, max(self.per_minute - count, 0), retry_after)
+        count, retry_after = self._hit(keys=[self.keys.rate_limit(account_key_id)])
+        count = int(count)
+        return Allowance(
+            count <= self.per_minute, max(self.per_minute - count, 0), int(retry_after)
+        )

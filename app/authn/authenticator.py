@@ -15,13 +15,31 @@ from app.adapters.authlookup import AuthLookup, Lookup
 from app.authn.hashing import KeyHasher
 from app.authn.throttle import FailureThrottle, ThrottleLimits
 from app.domain.tokens import KeyKind, MalformedKey, parse
-from policies import engine
+from policies import account_key_valid, api_enabled, engine, same_account, secret_key_valid
 from policies.decision import Decision
 from policies.facts import AuthFacts
 
 log = logging.getLogger("keyledger.auth")
 
 THROTTLE = "failure_throttle"
+
+
+#: Which presented key a 401 from each policy is about (0: account key, 1: secret key).
+_FAILED_KEY = {
+    account_key_valid.NAME: 0,
+    api_enabled.NAME: 0,
+    secret_key_valid.NAME: 1,
+    same_account.NAME: 1,
+}
+
+
+def _failed_key(policy: str, key_ids: tuple[str, ...]) -> tuple[str, ...]:
+    """Count a failure against the key that failed only, so that wrong secret keys
+    sent with a valid account key do not throttle the account's other keys."""
+    index = _FAILED_KEY.get(policy)
+    if index is None or len(key_ids) != 2:
+        return ()
+    return (key_ids[index],)
 
 
 def _key_ids(*presented: str | None) -> tuple[str, ...]:
@@ -91,7 +109,7 @@ class Authenticator:
         decision = engine.evaluate(facts, self.policies)
         if not decision.allowed:
             if decision.status == 401:
-                self.throttle.failed(source, key_ids)
+                self.throttle.failed(source, _failed_key(decision.policy, key_ids))
             return AuthResult(decision, None)
         # guaranteed by the policies
         assert facts.account and facts.account_key and facts.secret_key and facts.user

@@ -12,8 +12,7 @@ import click
 from app.bootstrap import Container, build, verify_partitions
 from app.config import ConfigError, Settings
 from app.domain.errors import KeyledgerError
-from app.service import Outcome
-from app.web.blueprint import NOT_IN_EFFECT
+from app.service import NOT_IN_EFFECT, Outcome
 
 
 def container() -> Container:

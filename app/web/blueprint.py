@@ -10,12 +10,7 @@ from flask_smorest import abort
 from webargs.flaskparser import FlaskParser
 
 from app.bootstrap import Container
-from app.service import Ledger, Outcome
-
-NOT_IN_EFFECT = (
-    "recorded but not yet in effect: the projector has not applied this change yet "
-    "(is the projector running?); it takes effect as soon as it is applied"
-)
+from app.service import NOT_IN_EFFECT, Ledger, Outcome
 
 
 class Parser(FlaskParser):

@@ -52,6 +52,7 @@ def server(redis_url: str, tmp_path: Path) -> Iterator[tuple[int, dict[str, str]
         subprocess.Popen(
             [
                 str(BIN / "gunicorn"),
+                "--no-control-socket",
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--workers",
@@ -75,9 +76,9 @@ def server(redis_url: str, tmp_path: Path) -> Iterator[tuple[int, dict[str, str]
         deadline = time.monotonic() + 30
         while True:
             try:
-                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).ok:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 pass
             assert time.monotonic() < deadline, "web server did not start"
             time.sleep(0.1)
