@@ -7,6 +7,7 @@ from policies.facts import AuthFacts
 
 NAME = "account_key_valid"
 STATUS = 401
+ALLOWED = Decision.allow(NAME)
 
 
 def evaluate(facts: AuthFacts) -> Decision:
@@ -16,4 +17,4 @@ def evaluate(facts: AuthFacts) -> Decision:
         return Decision.deny(NAME, "account key secret does not verify", STATUS)
     if facts.account is None or facts.account.id != facts.account_key.account_id:
         return Decision.deny(NAME, "account key belongs to no known account", STATUS)
-    return Decision.allow(NAME)
+    return ALLOWED

@@ -7,9 +7,10 @@ from policies.facts import AuthFacts
 
 NAME = "credentials_present"
 STATUS = 401
+ALLOWED = Decision.allow(NAME)
 
 
 def evaluate(facts: AuthFacts) -> Decision:
     if facts.credentials_problem is not None:
         return Decision.deny(NAME, facts.credentials_problem, STATUS)
-    return Decision.allow(NAME)
+    return ALLOWED

@@ -34,6 +34,7 @@ DEFAULT_POLICIES: tuple[Policy, ...] = (
 )
 
 NAME = "engine"
+ALL_ALLOW = Decision.allow(NAME, "all policies allow")
 
 
 def evaluate(facts: AuthFacts, policies: Sequence[Policy] = DEFAULT_POLICIES) -> Decision:
@@ -43,4 +44,4 @@ def evaluate(facts: AuthFacts, policies: Sequence[Policy] = DEFAULT_POLICIES) ->
         decision = policy(facts)
         if not decision.allowed:
             return decision
-    return Decision.allow(NAME, "all policies allow")
+    return ALL_ALLOW

@@ -12,6 +12,7 @@ from policies.facts import AuthFacts
 
 NAME = "role_permits"
 STATUS = 403
+ALLOWED = Decision.allow(NAME)
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 AUDIT_PATHS = frozenset({"/v1/logs", "/v1/events"})
@@ -43,4 +44,4 @@ def evaluate(facts: AuthFacts) -> Decision:
         return Decision.deny(
             NAME, f"role {facts.user.role!r} may not {facts.method} {facts.path}", STATUS
         )
-    return Decision.allow(NAME)
+    return ALLOWED

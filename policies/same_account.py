@@ -7,6 +7,7 @@ from policies.facts import AuthFacts
 
 NAME = "same_account"
 STATUS = 401
+ALLOWED = Decision.allow(NAME)
 
 
 def evaluate(facts: AuthFacts) -> Decision:
@@ -18,4 +19,4 @@ def evaluate(facts: AuthFacts) -> Decision:
         return Decision.deny(NAME, "secret key belongs to another account", STATUS)
     if facts.user is None or facts.user.account_id != facts.account_key.account_id:
         return Decision.deny(NAME, "the key's user no longer exists in the account", STATUS)
-    return Decision.allow(NAME)
+    return ALLOWED

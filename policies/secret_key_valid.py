@@ -7,6 +7,7 @@ from policies.facts import AuthFacts
 
 NAME = "secret_key_valid"
 STATUS = 401
+ALLOWED = Decision.allow(NAME)
 
 
 def evaluate(facts: AuthFacts) -> Decision:
@@ -14,4 +15,4 @@ def evaluate(facts: AuthFacts) -> Decision:
         return Decision.deny(NAME, "unknown or deleted secret key id", STATUS)
     if not facts.secret_key_verified:
         return Decision.deny(NAME, "secret key secret does not verify", STATUS)
-    return Decision.allow(NAME)
+    return ALLOWED

@@ -8,6 +8,8 @@ from policies.facts import AuthFacts
 
 NAME = "source_ip_allowed"
 STATUS = 403
+ALLOWED = Decision.allow(NAME)
+UNRESTRICTED = Decision.allow(NAME, "key has no source restriction")
 
 
 def evaluate(facts: AuthFacts) -> Decision:
@@ -15,10 +17,10 @@ def evaluate(facts: AuthFacts) -> Decision:
         return Decision.deny(NAME, "no secret key", STATUS)
     subnets = facts.secret_key.allowed_source_ips
     if not subnets:
-        return Decision.allow(NAME, "key has no source restriction")
+        return UNRESTRICTED
     address = client_address(facts.source_ip)
     if address is None:
         return Decision.deny(NAME, "source address missing or malformed", STATUS)
     if not address_allowed(address, subnets):
         return Decision.deny(NAME, f"source {address} is outside the key's subnets", STATUS)
-    return Decision.allow(NAME)
+    return ALLOWED

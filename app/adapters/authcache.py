@@ -10,8 +10,9 @@ subscriber before it answers the poll that tells the writer its change is
 applied, so when a DELETE returns, the message is already in every web
 process's socket buffer and the next request, in any process, misses the cache.
 
-When the subscription is lost, everything is flushed and the cache is bypassed
-until a new subscription is confirmed (then flushed again).
+When the subscription is lost (an error, end of file, or no answer to a PING
+within a few seconds), everything is flushed and the cache is bypassed until a
+new subscription is confirmed (then flushed again).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import select
 import threading
 import time
 from collections import OrderedDict
@@ -31,6 +33,10 @@ from app.adapters.authlookup import Lookup
 log = logging.getLogger("keyledger.authcache")
 
 FLUSH = "*"
+#: The subscription is pinged this often while requests come in; no answer within
+#: PONG_TIMEOUT means a silently dead connection: flush and resubscribe.
+PING_EVERY = 1.0
+PONG_TIMEOUT = 3.0
 Pair = tuple[str, str]
 
 
@@ -45,6 +51,9 @@ class AuthCache:
         self._entries: OrderedDict[Pair, tuple[Lookup, frozenset[str]]] = OrderedDict()
         self._by_account: dict[str, set[Pair]] = {}
         self._pubsub: Any = None
+        self._socket: Any = None
+        self._awaiting_pong: float | None = None
+        self._next_ping = 0.0
         self._next_attempt = 0.0
         self._lock = threading.Lock()
         self.hits = self.misses = self.invalidations = self.flushes = 0
@@ -67,21 +76,32 @@ class AuthCache:
             return
         self._flush()
         self._pubsub = pubsub
+        self._socket = getattr(pubsub.connection, "_sock", None)
+        self._awaiting_pong, self._next_ping = None, time.monotonic() + PING_EVERY
 
     def sync(self) -> bool:
-        """Apply every invalidation that has arrived; False when the cache must be bypassed."""
+        """Apply every invalidation that has arrived; False when the cache must be bypassed.
+
+        Fast path: one non-blocking ``select`` on the subscription's socket. Each
+        slow path drains the subscription completely, so when the socket has
+        nothing to read, redis-py's parser holds nothing either.
+        """
         with self._lock:
             if self._pubsub is None:
                 self._subscribe()
                 if self._pubsub is None:
                     return False
+            now = time.monotonic()
             try:
-                while True:
-                    message = self._pubsub.get_message(timeout=0)
-                    if message is None:
-                        return True
-                    if message.get("type") == "message":
-                        self._invalidate(message["data"])
+                if self._awaiting_pong is not None and now - self._awaiting_pong > PONG_TIMEOUT:
+                    raise redis.ConnectionError("no answer to the subscription's PING")
+                if self._awaiting_pong is None and now >= self._next_ping:
+                    self._pubsub.ping()
+                    self._awaiting_pong, self._next_ping = now, now + PING_EVERY
+                if self._socket is not None and not select.select([self._socket], [], [], 0)[0]:
+                    return True
+                self._drain()
+                return True
             except (redis.RedisError, OSError, ValueError) as exc:
                 log.warning("auth cache flushed: subscription lost (%s)", type(exc).__name__)
                 self._flush()
@@ -89,6 +109,21 @@ class AuthCache:
                     self._pubsub.close()
                 self._pubsub = None
                 return False
+
+    def _drain(self) -> None:
+        while True:
+            message = self._pubsub.get_message(timeout=0)
+            if getattr(self._pubsub.connection, "_sock", None) is not self._socket:
+                # redis-py reconnected and resubscribed by itself: what was published
+                # in between is lost, so nothing cached may be trusted.
+                raise redis.ConnectionError("subscription reconnected")
+            if message is None:
+                return
+            kind = message.get("type")
+            if kind == "message":
+                self._invalidate(message["data"])
+            elif kind == "pong":
+                self._awaiting_pong = None
 
     def _invalidate(self, data: str) -> None:
         accounts = json.loads(data)

@@ -40,7 +40,7 @@ class MalformedKey(ValueError):
     """The presented value is not a well-formed key of the expected kind."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ParsedKey:
     kind: KeyKind
     key_id: str
@@ -54,16 +54,15 @@ class ParsedKey:
         return f"ParsedKey(kind={self.kind.value!r}, key_id={self.key_id!r})"
 
 
-def _base62(number: int, width: int) -> str:
-    digits = []
-    for _ in range(width):
-        number, rem = divmod(number, 62)
-        digits.append(BASE62[rem])
-    return "".join(reversed(digits))
+_PAIRS = [a + b for a in BASE62 for b in BASE62]  # two base62 digits per lookup
 
 
 def checksum(body: str) -> str:
-    return _base62(zlib.crc32(body.encode("ascii")), CHECKSUM_LENGTH)
+    """CRC32 of ``body`` as 6 base62 digits (62**6 > 2**32); on every request's path."""
+    number = zlib.crc32(body.encode("ascii"))
+    high, rest = divmod(number, 3844 * 3844)
+    middle, low = divmod(rest, 3844)
+    return _PAIRS[high] + _PAIRS[middle] + _PAIRS[low]
 
 
 def new_key_id(partition: int) -> str:
@@ -79,16 +78,21 @@ def generate(kind: KeyKind, partition: int) -> ParsedKey:
     return ParsedKey(kind=kind, key_id=key_id, token=body + checksum(body))
 
 
+_PREFIXES = {kind: f"{kind.value}_" for kind in KeyKind}
+
+
 def parse(value: str | None, expected: KeyKind) -> ParsedKey:
-    """Parse a presented key; raise ``MalformedKey`` without touching any store."""
+    """Parse a presented key; raise ``MalformedKey`` without touching any store.
+
+    On the hot path of every request: string and C-level checks only.
+    """
     if not value or len(value) != TOKEN_LENGTH:
         raise MalformedKey("wrong length")
-    match = _TOKEN.fullmatch(value)
-    if match is None:
+    if _TOKEN.fullmatch(value) is None:
         raise MalformedKey("wrong alphabet or layout")
-    kind, key_id, _secret, check = match.groups()
-    if kind != expected.value:
+    if not value.startswith(_PREFIXES[expected]):
         raise MalformedKey("wrong key type prefix")
-    if not secrets.compare_digest(check, checksum(value[:-CHECKSUM_LENGTH])):
+    body = value[:-CHECKSUM_LENGTH]
+    if not secrets.compare_digest(value[-CHECKSUM_LENGTH:], checksum(body)):
         raise MalformedKey("bad checksum")
-    return ParsedKey(kind=KeyKind(kind), key_id=key_id, token=value)
+    return ParsedKey(expected, value[5 : 5 + KEY_ID_LENGTH], value)
