@@ -5,10 +5,21 @@ to its partition's stream, after checking that the account is still at the
 version the decision was made against. Both streams and the head share the
 partition's hash tag, so the script touches one slot. Entries are never
 trimmed or deleted.
+
+Each record is a link of the account's hash chain (``app.domain.chain``). Redis
+Lua has no SHA-256, so the hashes are computed here, continuing from the hash
+of the account's last event; the script refuses the append unless the head
+still holds that version and that hash, so two writers can never both extend
+the same link. The store remembers the last (version, hash) it read or wrote
+for recently used accounts: a change is decided on a state just read, so the
+hash is usually known without asking Redis, and a wrong memory can only cost a
+refused append (after which it is forgotten), never a fork.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -16,28 +27,34 @@ import redis
 
 from app.adapters.keyspace import Keyspace
 from app.adapters.redis_client import as_entries, store_call
+from app.domain.chain import GENESIS, chained
 from app.domain.errors import ConcurrencyConflict
 from app.domain.events import Event
 from app.domain.mapper import from_record, to_record
 
 APPEND_SCRIPT = """
 -- KEYS: account stream, partition stream, account head
--- ARGV: expected version, fields per event, then the events' field/value pairs
-local current = tonumber(redis.call('HGET', KEYS[3], 'version') or '0')
+-- ARGV: expected version, expected head hash, new head hash, fields per event,
+--       then the events' field/value pairs
+local head = redis.call('HMGET', KEYS[3], 'version', 'hash')
+local current = tonumber(head[1] or '0')
 local expected = tonumber(ARGV[1])
 if current ~= expected then
   return redis.error_reply('KLCONFLICT account is at version ' .. current)
 end
-local width = tonumber(ARGV[2])
-local count = (#ARGV - 2) / width
+if (head[2] or string.rep('0', 64)) ~= ARGV[2] then
+  return redis.error_reply('KLCONFLICT account head hash changed at version ' .. current)
+end
+local width = tonumber(ARGV[4])
+local count = (#ARGV - 4) / width
 local account_ids, log_ids = {}, {}
 for i = 0, count - 1 do
   local fields = {}
-  for j = 1, width do fields[j] = ARGV[2 + i * width + j] end
+  for j = 1, width do fields[j] = ARGV[4 + i * width + j] end
   account_ids[#account_ids + 1] = redis.call('XADD', KEYS[1], '*', unpack(fields))
   log_ids[#log_ids + 1] = redis.call('XADD', KEYS[2], '*', unpack(fields))
 end
-redis.call('HSET', KEYS[3], 'version', expected + count)
+redis.call('HSET', KEYS[3], 'version', expected + count, 'hash', ARGV[3])
 return {account_ids, log_ids}
 """
 
@@ -64,21 +81,25 @@ class StoredEvent:
 
 
 class EventStore:
-    def __init__(self, client: redis.Redis, keyspace: Keyspace):
+    def __init__(self, client: redis.Redis, keyspace: Keyspace, remembered_heads: int = 10_000):
         self.client = client
         self.keys = keyspace
         self._append = client.register_script(APPEND_SCRIPT)
+        self._heads: OrderedDict[str, tuple[int, str]] = OrderedDict()
+        self._heads_capacity = remembered_heads
+        self._lock = threading.Lock()
 
     @store_call
     def append(self, account_id: str, expected_version: int, events: Sequence[Event]) -> Appended:
         if not events:
             raise ValueError("nothing to append")
-        records = [to_record(e) for e in events]
         for offset, event in enumerate(events, start=1):
             if event.account_id != account_id or event.version != expected_version + offset:
                 raise ValueError("events must continue the account's version sequence")
+        prev = self._chain_head(account_id, expected_version)
+        records = chained([to_record(e) for e in events], prev)
         width = 2 * len(records[0])
-        argv: list[str] = [str(expected_version), str(width)]
+        argv: list[str] = [str(expected_version), prev, records[-1]["hash"], str(width)]
         for record in records:
             for name in sorted(record):
                 argv += [name, record[name]]
@@ -94,12 +115,50 @@ class EventStore:
             )
         except redis.ResponseError as exc:
             if "KLCONFLICT" in str(exc):
-                raise ConcurrencyConflict(
-                    "the account was changed by another request at the same time; "
-                    "read it again and retry"
-                ) from None
+                self._forget(account_id)
+                raise self._conflict() from None
             raise
+        self._remember(account_id, expected_version + len(records), records[-1]["hash"])
         return Appended(partition, tuple(account_ids), tuple(log_ids))
+
+    def _chain_head(self, account_id: str, expected_version: int) -> str:
+        """The hash the new events chain from: remembered, or read from the head."""
+        if expected_version == 0:
+            return GENESIS
+        with self._lock:
+            known = self._heads.get(account_id)
+        if known is not None and known[0] == expected_version:
+            return known[1]
+        version, digest = self.head(account_id)
+        if int(version or 0) != expected_version:
+            raise self._conflict()
+        return digest or GENESIS
+
+    def _remember(self, account_id: str, version: int, digest: str) -> None:
+        with self._lock:
+            known = self._heads.get(account_id)
+            if known is None or known[0] < version:
+                self._heads[account_id] = (version, digest)
+            self._heads.move_to_end(account_id)
+            while len(self._heads) > self._heads_capacity:
+                self._heads.popitem(last=False)
+
+    def _forget(self, account_id: str) -> None:
+        with self._lock:
+            self._heads.pop(account_id, None)
+
+    @staticmethod
+    def _conflict() -> ConcurrencyConflict:
+        return ConcurrencyConflict(
+            "the account was changed by another request at the same time; read it again and retry"
+        )
+
+    @store_call
+    def head(self, account_id: str) -> tuple[str | None, str | None]:
+        """The version and chain hash the account's head holds, as stored (None if absent)."""
+        reply = self.client.hmget(self.keys.account_head(account_id), ["version", "hash"])
+        version, digest = (None if value is None else str(value) for value in reply)
+        return version, digest
 
     @store_call
     def version(self, account_id: str) -> int:
@@ -117,6 +176,10 @@ class EventStore:
                 count=count,
             )
         )
+        if entries:
+            last = entries[-1][1]
+            if last.get("version", "").isdigit() and "hash" in last:
+                self._remember(account_id, int(last["version"]), last["hash"])
         return [StoredEvent(entry_id, fields) for entry_id, fields in entries]
 
     def iter_account(
