@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit install clean bench
+.PHONY: run test lint typecheck unit install clean bench system-deps
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 1; }
@@ -27,8 +27,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
+# The end-to-end suite puts a real nginx in front of keyledger (Debian: nginx-light).
+system-deps:
+	@command -v nginx >/dev/null 2>&1 || command -v /usr/sbin/nginx >/dev/null 2>&1 || { \
+	  echo "installing nginx-light (Debian package) for the forward-auth end-to-end test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light \
+	  && { service nginx stop >/dev/null 2>&1 || true; }; }
+
+test: lint typecheck system-deps
+	PATH="$(CURDIR)/$(BIN):$$PATH:/usr/sbin" $(BIN)/pytest
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
