@@ -1,0 +1,468 @@
+"""Projection rebuilds: a fresh generation replayed from the log, checked, switched to.
+
+For each partition and projection:
+
+1. **Replay** the partition's log, up to the live checkpoint of the projection,
+   through the projector's own pure apply functions into a shadow keyspace
+   (``Keyspace.shadow``: the same key names and hash tags under another
+   namespace). The writes are folded in memory (``MemoryFold``) and written once
+   per key, with non-transactional pipelines, with the shadow's own checkpoint.
+2. **Check** it: the last entry replayed is the live checkpoint and the shadow's;
+   Redis holds exactly the keys and values the fold holds; every authentication
+   record has the fields a lookup needs.
+3. **Switch**: catch the shadow up to the live checkpoint (the projector keeps
+   running), then, in one script and only if that checkpoint has not moved,
+   unlink the projection's live keys of the partition, rename every shadow key
+   onto its live name and tell every web process to drop its cached
+   authentication records. If the checkpoint moved, catch up and try again.
+
+A switch leaves both checkpoints as they are: the new generation is exactly at
+the live checkpoint, so the projector carries on from where it was and applies
+nothing twice to it (a system-log entry added twice would be refused by Redis
+and fail the projector's transaction). Requests read the old generation until
+the switch and the new one after it: the service never pauses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from app.adapters.authcache import FLUSH
+from app.adapters.keyspace import PROJECTIONS, Keyspace
+from app.adapters.redis_client import as_entries, stream_id
+from app.domain.events import Event
+from app.domain.mapper import from_record
+from app.domain.roles import ROLE_NAMES
+from workers.fold import MemoryFold
+from workers.projections import auth, syslog
+
+log = logging.getLogger("keyledger.rebuild")
+
+StreamId = tuple[int, int]
+ORIGIN: StreamId = (0, 0)
+Apply = Callable[[Any, Keyspace, Event, str], None]
+
+
+def _apply_auth(pipe: Any, keys: Keyspace, event: Event, _entry_id: str) -> None:
+    auth.apply(pipe, keys, event)
+
+
+APPLY: dict[str, Apply] = {auth.NAME: _apply_auth, syslog.NAME: syslog.apply}
+assert set(APPLY) == set(PROJECTIONS)
+
+SWITCH_SCRIPT = """
+-- KEYS: live checkpoint, shadow checkpoint, n live keys to drop, m (shadow, live) pairs
+-- ARGV: expected live checkpoint ('' for none), n, m, channel ('' for none), message
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then
+  return 0
+end
+local n, m = tonumber(ARGV[2]), tonumber(ARGV[3])
+local base = 2 + n
+for i = 1, m do
+  if redis.call('EXISTS', KEYS[base + 2 * i - 1]) == 0 then
+    return redis.error_reply('KLSWITCH shadow key missing: ' .. KEYS[base + 2 * i - 1])
+  end
+end
+for i = 3, 2 + n do
+  redis.call('UNLINK', KEYS[i])
+end
+for i = 1, m do
+  redis.call('RENAME', KEYS[base + 2 * i - 1], KEYS[base + 2 * i])
+end
+redis.call('DEL', KEYS[2])
+if ARGV[4] ~= '' then
+  redis.call('PUBLISH', ARGV[4], ARGV[5])
+end
+return 1
+"""
+
+
+class RebuildError(RuntimeError):
+    """The rebuild stopped; the live projection of that partition is untouched."""
+
+
+@dataclass
+class Progress:
+    done: int = 0
+    total: int = 0
+    phase: str = "starting"
+    partition: int | None = None
+
+    def as_meta(self) -> dict[str, Any]:
+        return {
+            "done": self.done,
+            "total": self.total,
+            "phase": self.phase,
+            "partition": self.partition,
+        }
+
+
+@dataclass
+class Generation:
+    """One projection of one partition being rebuilt."""
+
+    projection: str
+    partition: int
+    live: Keyspace
+    shadow: Keyspace
+    target: str | None  # the live checkpoint to replay up to
+    stale: set[str]  # the projection's live keys of the partition, found by SCAN
+    parked: frozenset[str]  # dead-lettered entries: skipped if they still cannot be applied
+    fold: MemoryFold = field(default_factory=MemoryFold)
+    position: StreamId = ORIGIN
+
+    @property
+    def live_checkpoint(self) -> str:
+        return self.live.checkpoint(self.projection, self.partition)
+
+    @property
+    def shadow_checkpoint(self) -> str:
+        return self.shadow.checkpoint(self.projection, self.partition)
+
+
+@dataclass
+class Totals:
+    replayed: int = 0
+    caught_up: int = 0
+    replay_seconds: float = 0.0
+    skipped: int = 0
+    switch_retries: int = 0
+    keys: dict[str, int] = field(default_factory=dict)
+
+
+class Rebuilder:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keyspace: Keyspace,
+        batch: int = 2000,
+        on_progress: Callable[[Progress], None] | None = None,
+        max_switch_attempts: int = 200,
+    ):
+        self.client = client
+        self.keys = keyspace
+        self.batch = batch
+        self.on_progress = on_progress or (lambda _progress: None)
+        self.max_switch_attempts = max_switch_attempts
+        self.progress = Progress()
+        self.totals = Totals()
+        self._switch = client.register_script(SWITCH_SCRIPT)
+
+    def run(self, projections: Sequence[str]) -> dict[str, Any]:
+        """Rebuild ``projections`` in every partition; a JSON-safe summary."""
+        unknown = set(projections) - set(APPLY)
+        if unknown or not projections:
+            raise RebuildError(f"unknown projections {sorted(unknown)}; known: {PROJECTIONS}")
+        wanted = [p for p in PROJECTIONS if p in projections]
+        started = time.monotonic()
+        self.totals = Totals(keys=dict.fromkeys(wanted, 0))
+        self.progress = Progress(total=self._log_length(), phase="replaying")
+        self._report()
+        self._drop_shadows(wanted)  # what a crashed run left behind
+        live = self._live_keys()
+        try:
+            for partition in range(self.keys.partitions):
+                self.rebuild_partition(partition, wanted, live.get(partition, {}))
+        except BaseException:
+            self._drop_shadows(wanted)
+            raise
+        self.progress.phase, self.progress.partition = "done", None
+        self.progress.total = self.progress.done
+        self._report()
+        totals = self.totals
+        return {
+            "projections": wanted,
+            "partitions": self.keys.partitions,
+            "replayed": totals.replayed,
+            "caughtUp": totals.caught_up,
+            "keys": totals.keys,
+            "skipped": totals.skipped,
+            "switchRetries": totals.switch_retries,
+            "seconds": round(time.monotonic() - started, 3),
+            "eventsPerSecond": round(totals.replayed / totals.replay_seconds)
+            if totals.replay_seconds > 0
+            else None,
+        }
+
+    def rebuild_partition(
+        self, partition: int, projections: Sequence[str], live: dict[str, set[str]]
+    ) -> None:
+        """Rebuild ``projections`` of one partition; ``live``: their keys found by SCAN."""
+        self.progress.partition = partition
+        targets = self.client.mget([self.keys.checkpoint(p, partition) for p in projections])
+        parked = frozenset(
+            fields.get("entry", "")
+            for _, fields in as_entries(self.client.xrange(self.keys.dead_letters(partition)))
+        )
+        generations = [
+            Generation(
+                projection,
+                partition,
+                self.keys,
+                self.keys.shadow(projection),
+                None if target is None else str(target),
+                live.get(projection, set()),
+                parked,
+            )
+            for projection, target in zip(projections, targets, strict=True)
+        ]
+        self.progress.phase = "replaying"
+        began = time.monotonic()
+        self.totals.replayed += self._replay(generations)
+        self.totals.replay_seconds += time.monotonic() - began
+        for generation in generations:
+            self.progress.phase = "checking"
+            self._report()
+            self._check(generation)
+            self.progress.phase = "switching"
+            self._report()
+            self._switch_to(generation)
+            self.totals.keys[generation.projection] += len(generation.fold.existing())
+
+    # -- replay ----------------------------------------------------------------------------
+    def _replay(self, generations: Sequence[Generation], until: str | None = None) -> int:
+        """Apply the log to each generation up to its target (or ``until``); entries read."""
+        bounds = [(g, _position(until or g.target)) for g in generations]
+        end = max(limit for _, limit in bounds)
+        after = min(g.position for g in generations)
+        partition = generations[0].partition
+        log_key = self.keys.log(partition)
+        read, done_before = 0, self.progress.done
+        while after < end:
+            low = "-" if after == ORIGIN else f"({after[0]}-{after[1]}"
+            entries = as_entries(self.client.xrange(log_key, min=low, count=self.batch))
+            if not entries:
+                break
+            with self.client.pipeline(transaction=False) as pipe:
+                for entry_id, fields in entries:
+                    position = stream_id(entry_id)
+                    if position > end:
+                        break
+                    targets = [g for g, limit in bounds if g.position < position <= limit]
+                    if targets:
+                        event = self._event(targets[0], entry_id, fields)
+                        for generation in targets:
+                            if event is not None:
+                                self._apply(generation, entry_id, event)
+                            generation.position = position
+                        self.totals.skipped += event is None
+                    read += 1
+                self.progress.done = done_before + read
+                for generation in generations:
+                    generation.fold.flush(pipe)
+                    if generation.position != ORIGIN:
+                        pipe.set(generation.shadow_checkpoint, _format(generation.position))
+                pipe.execute()
+            after = stream_id(entries[-1][0])
+            self.progress.total = max(self.progress.total, self.progress.done)
+            self._report()
+        return read
+
+    def _event(self, generation: Generation, entry_id: str, fields: dict[str, str]) -> Event | None:
+        """The entry's event; None for an entry the projector parked and that still
+        cannot be applied (an operator skipped it: the live projections lack it too)."""
+        parked = entry_id in generation.parked
+        try:
+            if not fields:
+                raise ValueError("entry has no fields (deleted from the log?)")
+            event = from_record(fields)
+            if parked:
+                for apply in APPLY.values():  # the projector's test: every projection
+                    apply(MemoryFold(), self.keys, event, entry_id)
+            return event
+        except Exception as exc:
+            if parked:
+                return None
+            raise RebuildError(
+                f"partition {generation.partition}: log entry {entry_id} cannot be decoded "
+                f"({exc}); the live projections of this partition are untouched"
+            ) from exc
+
+    def _apply(self, generation: Generation, entry_id: str, event: Event) -> None:
+        try:
+            APPLY[generation.projection](generation.fold, generation.shadow, event, entry_id)
+        except Exception as exc:
+            raise RebuildError(
+                f"partition {generation.partition}: log entry {entry_id} cannot be applied "
+                f"to the {generation.projection} projection ({exc})"
+            ) from exc
+
+    # -- check -----------------------------------------------------------------------------
+    def _check(self, generation: Generation) -> None:
+        """The shadow is exactly what the fold computed, at the live checkpoint, and sound."""
+        name, partition, fold = generation.projection, generation.partition, generation.fold
+        where = f"{name} projection, partition {partition}"
+        reached = _format(generation.position) if generation.position != ORIGIN else None
+        if reached != generation.target:
+            raise RebuildError(
+                f"{where}: the live checkpoint {generation.target} is not an entry of the log "
+                f"(the replay ended at {reached})"
+            )
+        if self.client.get(generation.shadow_checkpoint) != reached:
+            raise RebuildError(f"{where}: the shadow checkpoint is not {reached}")
+        hashes, sets, streams = sorted(fold.hashes), sorted(fold.sets), sorted(fold.streams)
+        gone = sorted(fold.touched - fold.existing())
+        with self.client.pipeline(transaction=False) as pipe:
+            for start in range(0, len(gone), 500):
+                pipe.exists(*gone[start : start + 500])
+            leftovers = sum(int(n) for n in pipe.execute())
+        if leftovers:
+            raise RebuildError(f"{where}: {leftovers} shadow keys exist that the replay deleted")
+        with self.client.pipeline(transaction=False) as pipe:
+            for key in hashes:
+                pipe.hgetall(key)
+            for key in sets:
+                pipe.smembers(key)
+            for key in streams:
+                pipe.xlen(key)
+                pipe.xrevrange(key, count=1)
+            replies = iter(pipe.execute())
+        for key in hashes:
+            if next(replies) != fold.hashes[key]:
+                raise RebuildError(f"{where}: {key} differs from the replay")
+        for key in sets:
+            if next(replies) != set(fold.sets[key]):
+                raise RebuildError(f"{where}: {key} differs from the replay")
+        for key in streams:
+            length, last = next(replies), as_entries(next(replies))
+            last_id, expected_length = fold.streams[key]
+            if length != expected_length or not last or stream_id(last[0][0]) != last_id:
+                raise RebuildError(f"{where}: {key} differs from the replay")
+        for key in [*hashes, *sets]:
+            problem = _unsound(generation.shadow, key, fold)
+            if problem:
+                raise RebuildError(f"{where}: {key} {problem}")
+
+    # -- switch ----------------------------------------------------------------------------
+    def _switch_to(self, generation: Generation) -> None:
+        live, shadow, fold = generation.live, generation.shadow, generation.fold
+        channel = live.invalidations() if generation.projection == auth.NAME else ""
+        for _attempt in range(self.max_switch_attempts):
+            value = self.client.get(generation.live_checkpoint)
+            current = None if value is None else str(value)
+            at = _position(current)
+            if at < generation.position:
+                raise RebuildError(
+                    f"{generation.projection} projection, partition {generation.partition}: "
+                    f"the live checkpoint went back to {current}"
+                )
+            if at > generation.position:
+                self.progress.phase = "catching up"
+                caught = self._replay([generation], until=current)
+                self.totals.caught_up += caught
+                if generation.position != at:
+                    raise RebuildError(
+                        f"{generation.projection} projection, partition "
+                        f"{generation.partition}: the live checkpoint {current} is not an "
+                        "entry of the log"
+                    )
+                self.progress.phase = "switching"
+            drop = sorted(generation.stale | {shadow.translate(k, live) for k in fold.touched})
+            renames = [(k, shadow.translate(k, live)) for k in sorted(fold.existing())]
+            if not drop and not renames:
+                self.client.delete(generation.shadow_checkpoint)
+                return
+            keys = [generation.live_checkpoint, generation.shadow_checkpoint, *drop]
+            for pair in renames:
+                keys += pair
+            args: list[str | int] = [current or "", len(drop), len(renames)]
+            args += [channel, json.dumps(FLUSH)]
+            try:
+                switched = self._switch(keys=keys, args=args)
+            except redis.ResponseError as exc:
+                raise RebuildError(f"the switch was refused before any change: {exc}") from exc
+            if switched == 1:
+                log.info(
+                    "switched the %s projection of partition %d to its rebuilt generation at %s",
+                    generation.projection,
+                    generation.partition,
+                    current,
+                )
+                return
+            self.totals.switch_retries += 1
+        raise RebuildError(
+            f"{generation.projection} projection, partition {generation.partition}: the "
+            f"live checkpoint kept moving through {self.max_switch_attempts} attempts; "
+            "the live projection is untouched, try again"
+        )
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _live_keys(self) -> dict[int, dict[str, set[str]]]:
+        """The live projection keys, by partition and projection (one SCAN)."""
+        found: dict[int, dict[str, set[str]]] = {}
+        for key in self._scan(self.keys.every_key()):
+            what = self.keys.projection_of(key)
+            if what is not None:
+                found.setdefault(what.partition, {}).setdefault(what.projection, set()).add(key)
+        return found
+
+    def _drop_shadows(self, projections: Sequence[str]) -> None:
+        for projection in projections:
+            self._unlink(self._scan(self.keys.shadow(projection).every_key()))
+
+    def _scan(self, pattern: str) -> set[str]:
+        return {str(k) for k in self.client.scan_iter(match=pattern, count=1000)}
+
+    def _unlink(self, keys: Iterable[str]) -> None:
+        """One key per command: the keys may lie in different slots."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.unlink(key)
+            pipe.execute()
+
+    def _log_length(self) -> int:
+        with self.client.pipeline(transaction=False) as pipe:
+            for partition in range(self.keys.partitions):
+                pipe.xlen(self.keys.log(partition))
+            return sum(int(n) for n in pipe.execute())
+
+    def _report(self) -> None:
+        self.on_progress(self.progress)
+
+
+def _format(position: StreamId) -> str:
+    return f"{position[0]}-{position[1]}"
+
+
+def _position(entry_id: str | None) -> StreamId:
+    return ORIGIN if entry_id is None else stream_id(entry_id)
+
+
+_KEY_FIELDS = {
+    "account": frozenset({"kind", "account", "hash"}),
+    "secret": frozenset({"kind", "account", "hash", "user", "name"}),
+}
+
+
+def _unsound(keys: Keyspace, key: str, fold: MemoryFold) -> str | None:
+    """Why an authentication record could not serve a lookup, or None."""
+    kind = keys.projection_of(key)
+    if kind is None or kind.projection != auth.NAME:
+        return "is not an authentication record"
+    record, members = fold.hashes.get(key, {}), fold.sets.get(key, {})
+    match kind.kind:
+        case "key":
+            required = _KEY_FIELDS.get(record.get("kind", ""))
+            if required is None or not required <= record.keys():
+                return "is not a complete account or secret key record"
+        case "account":
+            if "name" not in record or record.get("api") not in {"0", "1"}:
+                return "is not a complete account record"
+        case "user":
+            if "name" not in record or record.get("role") not in ROLE_NAMES:
+                return "is not a complete user record"
+        case "subnets":
+            try:
+                for cidr in members:
+                    ipaddress.ip_network(cidr, strict=True)
+            except ValueError as exc:
+                return f"holds a bad subnet ({exc})"
+    return None
