@@ -37,12 +37,22 @@ def canonical_json(value: Any) -> str:
 
 def format_time(moment: datetime) -> str:
     """ISO-8601 UTC with milliseconds, e.g. ``2026-11-28T06:00:00.123Z``."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    m = moment.astimezone(UTC)
+    return (
+        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
+        f".{m.microsecond // 1000:03d}Z"
+    )
+
+
+def format_seconds(moment: datetime) -> str:
+    """ISO-8601 UTC to the second, as the system log shows it: ``2019-03-15T14:26:02Z``."""
+    m = moment.astimezone(UTC)
+    return f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}Z"
 
 
 def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    # Python 3.11's fromisoformat reads a trailing "Z" as UTC.
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 def event_data(event: Event) -> dict[str, Any]:
@@ -73,14 +83,16 @@ def from_record(record: Mapping[str, str]) -> Event:
         cls = EVENT_TYPES[record["type"]]
         schema = int(record["schema"])
         data: dict[str, Any] = json.loads(record["data"])
+        if not isinstance(data, dict):
+            raise ValueError("event data is not an object")
         while schema < cls.SCHEMA:
             data = UPCASTERS[(cls.TYPE, schema)](data)
             schema += 1
         if schema != cls.SCHEMA:
             raise ValueError(f"schema {schema} is newer than this code knows ({cls.SCHEMA})")
-        for f in dataclasses.fields(cls):
-            if f.name in data and isinstance(data[f.name], list):
-                data[f.name] = tuple(data[f.name])
+        for name, value in data.items():
+            if isinstance(value, list):
+                data[name] = tuple(value)
         return cls(
             account_id=record["account"],
             version=int(record["version"]),

@@ -7,9 +7,9 @@ resources by their names and ids, never by key material.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC
 
 from app.domain import events as ev
+from app.domain.mapper import format_seconds
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def entry_for(event: ev.Event) -> LogEntry:
     resource, resource_id, kind, description = _describe(event)
     return LogEntry(
         id=event.version,
-        time=event.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        time=format_seconds(event.time),
         originator=event.actor.name,
         api_key_name=event.actor.api_key_name,
         resource=resource,
