@@ -41,9 +41,10 @@ def build(settings: Settings, clock: Clock = utcnow) -> Container:
     keyspace = Keyspace(settings.namespace, settings.partitions)
     store = EventStore(client, keyspace)
     hasher = KeyHasher()
+    cache = AuthCache(client, keyspace.invalidations())
     ledger = Ledger(
         store,
-        AccountRepository(store),
+        AccountRepository(store, changes=cache),
         AppliedWatch(client, keyspace),
         hasher,
         keyspace,
@@ -58,7 +59,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Container:
         store=store,
         ledger=ledger,
         authenticator=Authenticator(
-            AuthLookup(client, keyspace, AuthCache(client, keyspace.invalidations())),
+            AuthLookup(client, keyspace, cache),
             hasher,
             throttle=FailureThrottle(settings.throttle),
         ),

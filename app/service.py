@@ -64,7 +64,8 @@ class Ledger:
         self.apply_timeout, self.clock = apply_timeout, clock
 
     def state(self, account_id: str) -> AccountState:
-        return self.accounts.load(account_id)
+        """For reads: the account as every change in effect left it (usually from memory)."""
+        return self.accounts.load(account_id, fresh=False)
 
     def execute(self, command: cmd.Command, actor: Actor) -> Outcome:
         state = self.accounts.load(command.account_id)

@@ -10,6 +10,10 @@ subscriber before it answers the poll that tells the writer its change is
 applied, so when a DELETE returns, the message is already in every web
 process's socket buffer and the next request, in any process, misses the cache.
 
+The append script announces each change on the same channel as soon as it is
+recorded, so account state folded in memory (``AccountRepository``) is re-read
+before it is shown again, even while the projector is behind.
+
 When the subscription is lost (an error, end of file, or no answer to a PING
 within a few seconds), everything is flushed and the cache is bypassed until a
 new subscription is confirmed (then flushed again).
@@ -24,6 +28,7 @@ import select
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -51,6 +56,7 @@ class AuthCache:
         self._entries: OrderedDict[Pair, tuple[Lookup, frozenset[str]]] = OrderedDict()
         self._by_account: dict[str, set[Pair]] = {}
         self._pubsub: Any = None
+        self._listeners: list[Callable[[list[str] | None], None]] = []
         self._socket: Any = None
         self._awaiting_pong: float | None = None
         self._next_ping = 0.0
@@ -125,12 +131,18 @@ class AuthCache:
             elif kind == "pong":
                 self._awaiting_pong = None
 
+    def subscribe(self, listener: Callable[[list[str] | None], None]) -> None:
+        """Also tell ``listener`` which accounts changed (None: everything may have)."""
+        self._listeners.append(listener)
+
     def _invalidate(self, data: str) -> None:
         accounts = json.loads(data)
         if accounts == FLUSH:
             self._flush()
             return
         self.invalidations += 1
+        for listener in self._listeners:
+            listener(accounts)
         for account in accounts:
             for pair in self._by_account.pop(account, ()):
                 entry = self._entries.pop(pair, None)
@@ -141,6 +153,8 @@ class AuthCache:
 
     def _flush(self) -> None:
         self.flushes += 1
+        for listener in self._listeners:
+            listener(None)
         self._entries.clear()
         self._by_account.clear()
 

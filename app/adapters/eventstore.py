@@ -18,6 +18,7 @@ refused append (after which it is forgotten), never a fork.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -35,7 +36,7 @@ from app.domain.mapper import from_record, to_record
 APPEND_SCRIPT = """
 -- KEYS: account stream, partition stream, account head
 -- ARGV: expected version, expected head hash, new head hash, fields per event,
---       then the events' field/value pairs
+--       invalidation channel, its message, then the events' field/value pairs
 local head = redis.call('HMGET', KEYS[3], 'version', 'hash')
 local current = tonumber(head[1] or '0')
 local expected = tonumber(ARGV[1])
@@ -46,15 +47,18 @@ if (head[2] or string.rep('0', 64)) ~= ARGV[2] then
   return redis.error_reply('KLCONFLICT account head hash changed at version ' .. current)
 end
 local width = tonumber(ARGV[4])
-local count = (#ARGV - 4) / width
+local count = (#ARGV - 6) / width
 local account_ids, log_ids = {}, {}
 for i = 0, count - 1 do
   local fields = {}
-  for j = 1, width do fields[j] = ARGV[4 + i * width + j] end
+  for j = 1, width do fields[j] = ARGV[6 + i * width + j] end
   account_ids[#account_ids + 1] = redis.call('XADD', KEYS[1], '*', unpack(fields))
   log_ids[#log_ids + 1] = redis.call('XADD', KEYS[2], '*', unpack(fields))
 end
 redis.call('HSET', KEYS[3], 'version', expected + count, 'hash', ARGV[3])
+-- Announce the change as recorded: every process re-reads the account's history
+-- before its next read of it (its authentication records stay as projected).
+redis.call('PUBLISH', ARGV[5], ARGV[6])
 return {account_ids, log_ids}
 """
 
@@ -99,7 +103,14 @@ class EventStore:
         prev = self._chain_head(account_id, expected_version)
         records = chained([to_record(e) for e in events], prev)
         width = 2 * len(records[0])
-        argv: list[str] = [str(expected_version), prev, records[-1]["hash"], str(width)]
+        argv: list[str] = [
+            str(expected_version),
+            prev,
+            records[-1]["hash"],
+            str(width),
+            self.keys.invalidations(),
+            json.dumps([account_id]),
+        ]
         for record in records:
             for name in sorted(record):
                 argv += [name, record[name]]

@@ -100,7 +100,8 @@ def handle_http_exception(error: HTTPException) -> Response:
     description = error.description or error.name
     if status == 401:
         return unauthenticated()
-    return error_response(status, str(description))
+    allow = {name: value for name, value in error.get_headers() if name.lower() == "allow"}
+    return error_response(status, str(description), headers=allow)
 
 
 def handle_keyledger_error(error: KeyledgerError) -> Response:

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask
 from flask_smorest import Api
+from marshmallow import Schema, fields
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.adapters.idempotency import IdempotencyStore
@@ -25,7 +26,13 @@ MAX_BODY_BYTES = 64 * 1024
 health_blp = Blueprint("health", __name__, description="Liveness")
 
 
+class HealthSchema(Schema):
+    status = fields.String(required=True)
+
+
 @health_blp.route("/healthz")
+@health_blp.response(200, HealthSchema)
+@health_blp.doc(security=[])
 def healthz() -> dict[str, str]:
     """Liveness of this web process (no Redis call)."""
     return {"status": "ok"}

@@ -9,8 +9,10 @@ error (fail closed).
 
 from __future__ import annotations
 
+import posixpath
 import re
 from typing import Any
+from urllib.parse import unquote
 
 from flask import Response, current_app, request
 
@@ -22,6 +24,13 @@ forward_blp = Blueprint("forward", __name__, url_prefix="/v1/auth", description=
 
 METHOD = re.compile(r"[A-Z]{1,16}")
 MAX_URI = 8192
+
+
+def canonical_path(uri: str) -> str:
+    """The path a server routes on: decoded, slashes merged, dot segments resolved,
+    so ``/v1/%65vents`` or ``/v1/x/../events`` is decided as ``/v1/events``."""
+    path = unquote(uri.split("?", 1)[0].split("#", 1)[0])
+    return posixpath.normpath(re.sub("/{2,}", "/", path))
 
 
 def original(*names: str) -> str | None:
@@ -50,7 +59,10 @@ def check() -> Any:
     if len(uri) > MAX_URI or not uri.startswith("/") or not uri.isprintable():
         return error_response(400, "X-Original-URI must be an absolute path")
     gate: Gate = current_app.extensions["keyledger.gate"]
-    admitted = gate.admit(method, uri.split("?", 1)[0])
+    path = canonical_path(uri)
+    if not path.startswith("/") or not path.isprintable():
+        return error_response(400, "X-Original-URI must be an absolute path")
+    admitted = gate.admit(method, path)
     if isinstance(admitted, Response):
         return admitted
     response = Response(status=200)
