@@ -40,8 +40,8 @@ log = logging.getLogger("keyledger.authcache")
 FLUSH = "*"
 #: The subscription is pinged this often while requests come in; no answer within
 #: PONG_TIMEOUT means a silently dead connection: flush and resubscribe.
-PING_EVERY = 1.0
-PONG_TIMEOUT = 3.0
+PING_EVERY = 0.5
+PONG_TIMEOUT = 1.0
 Pair = tuple[str, str]
 
 
@@ -125,11 +125,11 @@ class AuthCache:
                 raise redis.ConnectionError("subscription reconnected")
             if message is None:
                 return
-            kind = message.get("type")
-            if kind == "message":
+            # Anything the server sends proves the connection alive (redis-py's
+            # parse of the PING reply differs between RESP versions).
+            self._awaiting_pong = None
+            if message.get("type") == "message":
                 self._invalidate(message["data"])
-            elif kind == "pong":
-                self._awaiting_pong = None
 
     def subscribe(self, listener: Callable[[list[str] | None], None]) -> None:
         """Also tell ``listener`` which accounts changed (None: everything may have)."""

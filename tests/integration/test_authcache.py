@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import redis
 
 from app.bootstrap import Container
@@ -80,3 +82,16 @@ def test_a_lost_subscription_flushes_the_cache(
     assert authenticate(container, b.account_key, b.secret_key).allowed
     assert cache.flushes > flushes
     assert calls[0] == 1
+
+
+def test_liveness_pings_do_not_flush_a_healthy_cache(container: Container, projector) -> None:
+    b = bootstrap(container)
+    cache = container.authenticator.lookup.cache
+    assert cache is not None
+    authenticate(container, b.account_key, b.secret_key)
+    flushes = cache.flushes
+    deadline = time.monotonic() + 2.5  # several PING rounds
+    while time.monotonic() < deadline:
+        assert authenticate(container, b.account_key, b.secret_key).allowed
+        time.sleep(0.01)
+    assert cache.flushes == flushes
