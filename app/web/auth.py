@@ -12,12 +12,13 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar, cast
 
 from flask import Flask, Response, current_app, g, request
 
-from app.adapters.ratelimit import RateLimiter
+from app.adapters.ratelimit import Allowance, RateLimiter
 from app.authn.authenticator import (
     ACCOUNT_KEY_HEADER,
     SECRET_KEY_HEADER,
@@ -44,13 +45,28 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def choose_request_id(presented: str | None) -> str:
+    """The client's X-Request-Id when it is a sane token, else a new one."""
+    return presented if presented and REQUEST_ID.fullmatch(presented) else uuid.uuid4().hex
+
+
 def request_id() -> str:
     rid = g.get("request_id")
     if rid is None:
-        presented = request.headers.get("X-Request-Id", "")
-        rid = presented if REQUEST_ID.fullmatch(presented) else uuid.uuid4().hex
-        g.request_id = rid
+        rid = g.request_id = choose_request_id(request.headers.get("X-Request-Id"))
     return cast(str, rid)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the gate decided: the authentication result and, once admitted, the rate limit."""
+
+    result: AuthResult
+    allowance: Allowance | None = None
+
+    @property
+    def admitted(self) -> bool:
+        return self.result.allowed and (self.allowance is None or self.allowance.allowed)
 
 
 class Gate:
@@ -64,18 +80,40 @@ class Gate:
         self.authenticator = authenticator
         self.limiter = limiter
 
-    def admit(self, method: str, path: str) -> Principal | Response:
+    def evaluate(
+        self,
+        method: str,
+        path: str,
+        source_ip: str | None,
+        account_key: str | None,
+        secret_key: str | None,
+    ) -> Verdict:
+        """Decide without Flask (the forward-auth fast path uses this directly)."""
         result = self.authenticator.authenticate(
             method=method,
             path=path,
-            source_ip=request.remote_addr,
-            account_key=request.headers.get(ACCOUNT_KEY_HEADER),
-            secret_key=request.headers.get(SECRET_KEY_HEADER),
+            source_ip=source_ip,
+            account_key=account_key,
+            secret_key=secret_key,
         )
+        if not result.allowed or result.principal is None or not self.limiter.enabled:
+            return Verdict(result)
+        return Verdict(result, self.limiter.hit(result.principal.account_key_id))
+
+    def admit(self, method: str, path: str, verdict: Verdict | None = None) -> Principal | Response:
+        """Decide for the current Flask request (or render ``verdict`` made earlier)."""
+        if verdict is None:
+            verdict = self.evaluate(
+                method,
+                path,
+                request.remote_addr,
+                request.headers.get(ACCOUNT_KEY_HEADER),
+                request.headers.get(SECRET_KEY_HEADER),
+            )
+        result, allowance = verdict.result, verdict.allowance
         if not result.allowed or result.principal is None:
             return denial(result, method, path)
-        if self.limiter.enabled:
-            allowance = self.limiter.hit(result.principal.account_key_id)
+        if allowance is not None:
             g.rate_limit_remaining = allowance.remaining
             if not allowance.allowed:
                 return error_response(

@@ -17,7 +17,7 @@ from app.config import Settings
 from app.web import auth, errors, idempotency
 from app.web.audit import audit_blp
 from app.web.blueprint import Blueprint
-from app.web.forward import forward_blp
+from app.web.forward import ForwardAuthFastPath, forward_blp
 from app.web.schemas import ErrorSchema
 from app.web.views import account_blp, keys_blp, users_blp
 
@@ -70,8 +70,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         **config,
     )
-    if settings.trusted_proxies:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     app.extensions["keyledger"] = container
 
     api = KeyledgerApi(
@@ -96,5 +94,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     app.extensions["keyledger.gate"] = gate
     auth.install(app, gate)
+    # Innermost first: the fast path sees the client address ProxyFix established.
+    app.wsgi_app = ForwardAuthFastPath(app.wsgi_app, gate)  # type: ignore[method-assign]
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     idempotency.install(app, IdempotencyStore(container.redis, container.keyspace))
     return app
