@@ -189,3 +189,38 @@ def test_non_ascii_stored_hash_is_refused_for_a_remembered_key(
 ) -> None:
     assert hasher.verify(stored_hash, TOKEN)
     assert hasher.verify(stored_hash + "\u00e4", TOKEN) is False
+
+
+def test_concurrent_argon2_verifications_are_capped() -> None:
+    import threading
+    import time as _time
+
+    from app.authn.hashing import KeyHasher as Hasher
+
+    hasher = Hasher(max_concurrent=2)
+    stored = hasher.hash("k" * 70)
+    running, peak, lock = [0], [0], threading.Lock()
+    real = hasher._hasher
+
+    class Slow:
+        """Stands in for argon2's hasher, recording how many verify at once."""
+
+        def verify(self, hash_: str, token: str) -> bool:
+            return slow_verify(hash_, token)
+
+    def slow_verify(hash_: str, token: str) -> bool:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        _time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return real.verify(hash_, token)
+
+    hasher._hasher = Slow()  # type: ignore[assignment]
+    threads = [threading.Thread(target=hasher.verify, args=(stored, f"{i:070d}")) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert peak[0] == 2

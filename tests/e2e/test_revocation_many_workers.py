@@ -1,0 +1,61 @@
+"""Revocation with several gunicorn workers, every one holding the key in its caches.
+
+Each worker has verified the key and cached its records; when the DELETE
+returns, the next request fails in every one of them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.client import ApiClient
+from tests.e2e.harness import Stack, Tenant, WebServer, burst, statuses, unique_key_name
+
+pytestmark = pytest.mark.e2e
+
+WORKERS = 4
+
+
+@pytest.fixture(scope="module")
+def many(stack: Stack) -> WebServer:
+    return stack.start_web("web-many", workers=WORKERS)
+
+
+def every_worker_answers(web: WebServer, client: ApiClient, expect: int, rounds: int = 40) -> None:
+    pids: set[str] = set()
+    for _ in range(rounds):
+        responses = burst(client, n=12, concurrency=8)
+        assert statuses(responses) == [expect] * len(responses)
+        pids.update(web.worker_of([r.headers["X-Request-Id"] for r in responses]).values())
+        if len(pids) == WORKERS:
+            return
+    raise AssertionError(f"only workers {sorted(pids)} answered in {rounds} bursts")
+
+
+def test_a_deleted_key_fails_at_once_in_every_worker(tenant: Tenant, many: WebServer) -> None:
+    name = unique_key_name("fourway")
+    secret = tenant.owner.create_key(name, tenant.owner_user_id)["secretKey"]
+    victim = many.client(tenant.account_key, secret)
+    every_worker_answers(many, victim, 200)
+    deleted = many.client(tenant.account_key, tenant.secret_key).delete(f"/v1/api-keys/{name}")
+    assert deleted.status_code == 204
+    assert victim.get("/v1/").status_code == 401
+    every_worker_answers(many, victim, 401)
+
+
+def test_a_role_change_takes_effect_at_once_in_every_worker(
+    tenant: Tenant, many: WebServer
+) -> None:
+    owner = many.client(tenant.account_key, tenant.secret_key)
+    user = owner.post(
+        "/v1/users", json={"name": "Vic Four", "email": "vic4@example.com", "role": "Viewer"}
+    ).json()
+    name = unique_key_name("viewer4")
+    secret = owner.post("/v1/api-keys", json={"name": name, "userId": user["id"]}).json()[
+        "secretKey"
+    ]
+    viewer = many.client(tenant.account_key, secret)
+    every_worker_answers(many, viewer, 200)
+    assert owner.put(f"/v1/users/{user['id']}", json={"role": "Member"}).status_code == 200
+    assert viewer.get("/v1/").status_code == 403
+    every_worker_answers(many, viewer, 403)
