@@ -8,6 +8,7 @@
 | ``KEYLEDGER_APPLY_TIMEOUT_MS`` | ``3000`` | how long a change waits to be in effect |
 | ``KEYLEDGER_REDIS_TIMEOUT_MS`` | ``2000`` | socket timeout of web and CLI calls |
 | ``KEYLEDGER_TRUSTED_PROXIES`` | ``0`` | proxy hops whose ``X-Forwarded-For`` is trusted |
+| ``KEYLEDGER_FORWARD_AUTH_HEADERS`` | ``original`` | ``original`` (nginx) or ``forwarded`` (Traefik) |
 | ``KEYLEDGER_ALLOW_ANY_SOURCE`` | ``false`` | accept ``0.0.0.0/0`` and ``::/0`` as subnets |
 | ``KEYLEDGER_MAX_KEYS_PER_ACCOUNT`` | ``1000`` | |
 | ``KEYLEDGER_MAX_SUBNETS_PER_KEY`` | ``32`` | |
@@ -30,6 +31,10 @@ from app.authn.throttle import ThrottleLimits
 from app.domain.account import Limits
 
 REDIS_URL_FILE = Path("var") / "redis.url"
+FORWARD_AUTH_HEADERS = {
+    "original": ("X-Original-Method", "X-Original-URI"),
+    "forwarded": ("X-Forwarded-Method", "X-Forwarded-Uri"),
+}
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
 
 
@@ -45,6 +50,9 @@ class Settings:
     apply_timeout: float = 3.0
     redis_timeout: float = 2.0
     trusted_proxies: int = 0
+    #: Which headers name the original request at /v1/auth/check: "original"
+    #: (X-Original-Method/-URI, nginx) or "forwarded" (X-Forwarded-Method/-Uri, Traefik).
+    forward_auth_headers: str = "original"
     limits: Limits = field(default_factory=Limits)
     log_level: str = "INFO"
     rate_limit_per_minute: int = 400
@@ -57,6 +65,8 @@ class Settings:
             raise ConfigError("KEYLEDGER_PARTITIONS must be between 1 and 256")
         if self.rate_limit_per_minute < 0:
             raise ConfigError("KEYLEDGER_RATE_LIMIT_PER_MINUTE must be 0 (off) or more")
+        if self.forward_auth_headers not in FORWARD_AUTH_HEADERS:
+            raise ConfigError("KEYLEDGER_FORWARD_AUTH_HEADERS must be 'original' or 'forwarded'")
         if self.trusted_proxies < 0:
             raise ConfigError("KEYLEDGER_TRUSTED_PROXIES must be 0 or more")
 
@@ -71,6 +81,7 @@ class Settings:
                 "apply_timeout": int(env.get("KEYLEDGER_APPLY_TIMEOUT_MS", "3000")) / 1000,
                 "redis_timeout": int(env.get("KEYLEDGER_REDIS_TIMEOUT_MS", "2000")) / 1000,
                 "trusted_proxies": int(env.get("KEYLEDGER_TRUSTED_PROXIES", "0")),
+                "forward_auth_headers": env.get("KEYLEDGER_FORWARD_AUTH_HEADERS", "original"),
                 "log_level": env.get("KEYLEDGER_LOG_LEVEL", "INFO").upper(),
                 "rate_limit_per_minute": int(env.get("KEYLEDGER_RATE_LIMIT_PER_MINUTE", "400")),
                 "throttle": ThrottleLimits(

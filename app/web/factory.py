@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app.adapters.idempotency import IdempotencyStore
 from app.adapters.ratelimit import RateLimiter
 from app.bootstrap import Container, build, verify_partitions
-from app.config import Settings
+from app.config import FORWARD_AUTH_HEADERS, Settings
 from app.web import auth, errors, idempotency
 from app.web.audit import audit_blp
 from app.web.blueprint import Blueprint
@@ -95,7 +95,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["keyledger.gate"] = gate
     auth.install(app, gate)
     # Innermost first: the fast path sees the client address ProxyFix established.
-    app.wsgi_app = ForwardAuthFastPath(app.wsgi_app, gate)  # type: ignore[method-assign]
+    family = FORWARD_AUTH_HEADERS[settings.forward_auth_headers]
+    app.wsgi_app = ForwardAuthFastPath(app.wsgi_app, gate, family)  # type: ignore[method-assign]
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     idempotency.install(app, IdempotencyStore(container.redis, container.keyspace))

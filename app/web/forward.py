@@ -18,6 +18,7 @@ from urllib.parse import unquote
 from flask import Response, current_app, request
 
 from app.authn.authenticator import ACCOUNT_KEY_HEADER, SECRET_KEY_HEADER, Principal
+from app.config import FORWARD_AUTH_HEADERS
 from app.domain.errors import KeyledgerError
 from app.web.auth import Gate, choose_request_id
 from app.web.blueprint import Blueprint
@@ -38,16 +39,21 @@ def canonical_path(uri: str) -> str:
 
 #: Where a verdict made by ``ForwardAuthFastPath`` waits for the Flask view to render it.
 VERDICT_KEY = "keyledger.forward_verdict"
+FAILURE_KEY = "keyledger.forward_failure"
 CHECK_PATH = "/v1/auth/check"
 Header = Callable[[str], str | None]
 
 
-def original_request(header: Header) -> tuple[str, str] | str:
-    """The original method and canonical path from the proxy's headers, or what is wrong."""
-    method = header("X-Original-Method") or header("X-Forwarded-Method")
-    uri = header("X-Original-URI") or header("X-Forwarded-Uri")
+def original_request(header: Header, family: tuple[str, str]) -> tuple[str, str] | str:
+    """The original method and canonical path from the proxy's headers, or what is wrong.
+
+    Only the configured header family is read: a proxy sets its own family, and
+    a client could add the other one to have a different request decided.
+    """
+    method_header, uri_header = family
+    method, uri = header(method_header), header(uri_header)
     if method is None or uri is None or not METHOD.fullmatch(method):
-        return "X-Original-Method and X-Original-URI (or X-Forwarded-*) are required"
+        return f"{method_header} and {uri_header} are required"
     if len(uri) > MAX_URI or not uri.startswith("/") or not uri.isprintable():
         return "X-Original-URI must be an absolute path"
     path = canonical_path(uri)
@@ -74,7 +80,13 @@ def identity_headers(principal: Principal) -> dict[str, str]:
 )
 def check() -> Any:
     """Decide whether the original request may pass (for ``auth_request`` / ForwardAuth)."""
-    parsed = original_request(request.headers.get)
+    failure = request.environ.get(FAILURE_KEY)
+    if failure is not None:
+        raise failure  # the fast path already tried: answer its error, do not wait again
+    settings = current_app.extensions["keyledger"].settings
+    parsed = original_request(
+        request.headers.get, FORWARD_AUTH_HEADERS[settings.forward_auth_headers]
+    )
     if isinstance(parsed, str):
         return error_response(400, parsed)
     method, path = parsed
@@ -97,9 +109,10 @@ class ForwardAuthFastPath:
     answers are the same either way and nothing is decided twice.
     """
 
-    def __init__(self, app: Any, gate: Gate):
+    def __init__(self, app: Any, gate: Gate, family: tuple[str, str]):
         self.app = app
         self.gate = gate
+        self.family = family
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         if environ.get("PATH_INFO") != CHECK_PATH or environ.get("REQUEST_METHOD") not in (
@@ -112,7 +125,7 @@ class ForwardAuthFastPath:
             value = environ.get("HTTP_" + name.upper().replace("-", "_"))
             return value if value is None else str(value)
 
-        parsed = original_request(header)
+        parsed = original_request(header, self.family)
         if isinstance(parsed, str):
             return self.app(environ, start_response)
         try:
@@ -123,8 +136,9 @@ class ForwardAuthFastPath:
                 header(ACCOUNT_KEY_HEADER),
                 header(SECRET_KEY_HEADER),
             )
-        except KeyledgerError:
-            return self.app(environ, start_response)  # Flask answers (503)
+        except KeyledgerError as exc:
+            environ[FAILURE_KEY] = exc  # Flask renders it (503) without trying again
+            return self.app(environ, start_response)
         principal = verdict.result.principal
         if not verdict.admitted or principal is None:
             environ[VERDICT_KEY] = verdict

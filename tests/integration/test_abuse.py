@@ -194,3 +194,26 @@ def test_the_forward_fast_path_answers_as_the_flask_view_would(
     assert fast.status_code == slow.status_code == 200
     names = ("X-Account-Id", "X-Api-Key-Name", "X-User-Id", "X-User-Role", "Cache-Control")
     assert {n: fast.headers[n] for n in names} == {n: slow.headers[n] for n in names}
+
+
+def test_behind_traefik_a_client_cannot_name_the_request_to_decide(
+    settings: Settings, container: Container, owner: Bootstrapped
+) -> None:
+    user_id, _ = container.ledger.add_user(owner.account_id, "Vic", "v@x.io", "Viewer", OPERATOR)
+    secret, _ = container.ledger.create_secret_key(
+        owner.account_id, "viewer-key-01", user_id, (), OPERATOR
+    )
+    client = app_client(dataclasses.replace(settings, forward_auth_headers="forwarded"))
+    traefik = {"X-Forwarded-Method": "DELETE", "X-Forwarded-Uri": "/orders/7"}
+    spoofed = {"X-Original-Method": "GET", "X-Original-URI": "/orders/7"}
+    response = client.get("/v1/auth/check", headers={**keys(owner, secret), **traefik, **spoofed})
+    assert response.status_code == 403
+    response = client.get(
+        "/v1/auth/check",
+        headers={
+            **keys(owner, secret),
+            "X-Forwarded-Method": "GET",
+            "X-Forwarded-Uri": "/orders/7",
+        },
+    )
+    assert response.status_code == 200

@@ -582,7 +582,7 @@ CASES: dict[str, tuple[int, Build]] = {
         403,
         lambda w: check(w, viewer_keys(w), "POST", "/orders", **{"X-HTTP-Method-Override": "GET"}),
     ),
-    "forward auth: X-Original-Method wins over X-Forwarded-Method": (
+    "forward auth: X-Forwarded-Method is ignored in the default mode": (
         403,
         lambda w: check(w, viewer_keys(w), "POST", "/orders", **{"X-Forwarded-Method": "GET"}),
     ),
