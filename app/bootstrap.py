@@ -34,6 +34,7 @@ class Container:
     authenticator: Authenticator
     system_log: SystemLogReader
     hasher: KeyHasher
+    auth_cache: AuthCache
 
 
 def build(settings: Settings, clock: Clock = utcnow) -> Container:
@@ -65,6 +66,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Container:
         ),
         system_log=SystemLogReader(client, keyspace),
         hasher=hasher,
+        auth_cache=cache,
     )
 
 

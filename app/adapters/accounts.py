@@ -42,7 +42,8 @@ class AccountRepository:
         no change to the account has been announced on the invalidation channel
         since the fold was last brought up to date. Commands always read the log.
         """
-        watching = self.changes is not None and self.changes.sync()
+        epoch = None if self.changes is None else self.changes.sync()
+        watching = epoch is not None
         if not fresh and watching:
             with self._lock:
                 known = self._folds.get(account_id)
@@ -59,7 +60,9 @@ class AccountRepository:
                 known = self._folds.get(account_id)
                 if known is None or known[0].version <= state.version:
                     self._folds[account_id] = (state, position)
-                    if watching:
+                    # Clean only if no change was announced while we read (another
+                    # thread may have drained it): the listener runs under this lock.
+                    if watching and self.changes is not None and self.changes.epoch == epoch:
                         self._clean.add(account_id)
                 self._folds.move_to_end(account_id)
                 while len(self._folds) > self.capacity:

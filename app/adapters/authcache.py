@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import select
 import threading
 import time
@@ -61,62 +62,96 @@ class AuthCache:
         self._awaiting_pong: float | None = None
         self._next_ping = 0.0
         self._next_attempt = 0.0
+        self._last_heard = 0.0
+        self._epoch = 0
+        self._subscriber: threading.Thread | None = None
+        self._pid = os.getpid()
         self._lock = threading.Lock()
         self.hits = self.misses = self.invalidations = self.flushes = 0
 
     # -- subscription ----------------------------------------------------------------------
-    def _subscribe(self) -> None:
-        now = time.monotonic()
-        if now < self._next_attempt:
+    def _start_subscribing(self, now: float) -> None:
+        """Subscribe in the background: a request never waits for it (bypassing the cache)."""
+        if self._subscriber is not None or now < self._next_attempt:
             return
         self._next_attempt = now + self.retry_after
+        self._subscriber = threading.Thread(target=self._subscribe, daemon=True)
+        self._subscriber.start()
+
+    def _subscribe(self) -> None:
         pubsub = self.client.pubsub(ignore_subscribe_messages=False)  # type: ignore[no-untyped-call]
         try:
             pubsub.subscribe(self.channel)
             confirmation = pubsub.get_message(timeout=1.0)
             if not confirmation or confirmation.get("type") != "subscribe":
                 raise redis.ConnectionError("subscription not confirmed")
-        except redis.RedisError as exc:
+        except (redis.RedisError, OSError) as exc:
             log.warning("auth cache disabled: cannot subscribe (%s)", type(exc).__name__)
-            pubsub.close()
+            with contextlib.suppress(redis.RedisError, OSError):
+                pubsub.close()
+            with self._lock:
+                self._subscriber = None
             return
-        self._flush()
-        self._pubsub = pubsub
-        self._socket = getattr(pubsub.connection, "_sock", None)
-        self._awaiting_pong, self._next_ping = None, time.monotonic() + PING_EVERY
+        with self._lock:
+            self._flush()
+            self._pubsub = pubsub
+            self._socket = getattr(pubsub.connection, "_sock", None)
+            self._awaiting_pong, self._last_heard = None, time.monotonic()
+            self._next_ping = self._last_heard + PING_EVERY
+            self._subscriber = None
 
-    def sync(self) -> bool:
-        """Apply every invalidation that has arrived; False when the cache must be bypassed.
+    def wait_until_subscribed(self, timeout: float = 5.0) -> bool:
+        """Start subscribing now and wait for it (start-up, tests, benchmarks)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.sync() is not None:
+                return True
+            time.sleep(0.005)
+        return False
+
+    @property
+    def epoch(self) -> int:
+        """Counts invalidations and flushes: a lookup made before a change has an older one."""
+        return self._epoch
+
+    def sync(self) -> int | None:
+        """Apply every invalidation that has arrived; the epoch, or None to bypass the cache.
 
         Fast path: one non-blocking ``select`` on the subscription's socket. Each
         slow path drains the subscription completely, so when the socket has
-        nothing to read, redis-py's parser holds nothing either.
+        nothing to read, redis-py's parser holds nothing either. The cache is
+        only trusted while the server was heard from recently (a reply to the
+        periodic PING at the latest): after a silence the first requests go to
+        Redis until the PING is answered.
         """
         with self._lock:
-            if self._pubsub is None:
-                self._subscribe()
-                if self._pubsub is None:
-                    return False
             now = time.monotonic()
+            if self._pid != os.getpid():  # forked (gunicorn --preload): start afresh
+                self._pid, self._pubsub, self._subscriber = os.getpid(), None, None
+                self._flush()
+            if self._pubsub is None:
+                self._start_subscribing(now)
+                return None
             try:
                 if self._awaiting_pong is not None and now - self._awaiting_pong > PONG_TIMEOUT:
                     raise redis.ConnectionError("no answer to the subscription's PING")
                 if self._awaiting_pong is None and now >= self._next_ping:
                     self._pubsub.ping()
                     self._awaiting_pong, self._next_ping = now, now + PING_EVERY
-                if self._socket is not None and not select.select([self._socket], [], [], 0)[0]:
-                    return True
-                self._drain()
-                return True
+                if self._socket is None or select.select([self._socket], [], [], 0)[0]:
+                    self._drain(now)
+                if now - self._last_heard > PING_EVERY + PONG_TIMEOUT:
+                    return None  # silent for too long: ask Redis until the PING is answered
+                return self._epoch
             except (redis.RedisError, OSError, ValueError) as exc:
                 log.warning("auth cache flushed: subscription lost (%s)", type(exc).__name__)
                 self._flush()
                 with contextlib.suppress(redis.RedisError, OSError):
                     self._pubsub.close()
                 self._pubsub = None
-                return False
+                return None
 
-    def _drain(self) -> None:
+    def _drain(self, now: float) -> None:
         while True:
             message = self._pubsub.get_message(timeout=0)
             if getattr(self._pubsub.connection, "_sock", None) is not self._socket:
@@ -127,7 +162,7 @@ class AuthCache:
                 return
             # Anything the server sends proves the connection alive (redis-py's
             # parse of the PING reply differs between RESP versions).
-            self._awaiting_pong = None
+            self._awaiting_pong, self._last_heard = None, now
             if message.get("type") == "message":
                 self._invalidate(message["data"])
 
@@ -140,6 +175,7 @@ class AuthCache:
         if accounts == FLUSH:
             self._flush()
             return
+        self._epoch += 1
         self.invalidations += 1
         for listener in self._listeners:
             listener(accounts)
@@ -152,6 +188,7 @@ class AuthCache:
                             self._by_account.get(other, set()).discard(pair)
 
     def _flush(self) -> None:
+        self._epoch += 1
         self.flushes += 1
         for listener in self._listeners:
             listener(None)
@@ -168,13 +205,17 @@ class AuthCache:
             self.hits += 1
             return entry[0]
 
-    def put(self, pair: Pair, found: Lookup) -> None:
-        """Remember a complete lookup (both keys, account and user found)."""
+    def put(self, pair: Pair, found: Lookup, epoch: int) -> None:
+        """Remember a complete lookup read at ``epoch`` (both keys, account and user found).
+
+        A lookup read before an invalidation that arrived since (in another
+        thread) is not kept: it may hold what the invalidation revoked.
+        """
         if not (found.account_key and found.account and found.secret_key and found.user):
             return
         accounts = frozenset({found.account_key.account_id, found.secret_key.account_id})
         with self._lock:
-            if self._pubsub is None:
+            if self._pubsub is None or epoch != self._epoch:
                 return
             self._entries[pair] = (found, accounts)
             for account in accounts:

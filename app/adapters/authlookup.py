@@ -40,13 +40,14 @@ class AuthLookup:
 
     def fetch(self, account_key_id: str, secret_key_id: str) -> Lookup:
         """The records for a key pair: from process memory when warm, else from Redis."""
-        if self.cache is None or not self.cache.sync():
+        epoch = None if self.cache is None else self.cache.sync()
+        if self.cache is None or epoch is None:
             return self.fetch_from_redis(account_key_id, secret_key_id)
         pair = (account_key_id, secret_key_id)
         found = self.cache.get(pair)
         if found is None:
             found = self.fetch_from_redis(account_key_id, secret_key_id)
-            self.cache.put(pair, found)
+            self.cache.put(pair, found, epoch)
         return found
 
     @store_call

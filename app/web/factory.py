@@ -53,6 +53,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         settings = config.pop("settings", None) or Settings.from_env()
         container = build(settings)
         verify_partitions(container)
+        container.auth_cache.sync()  # starts subscribing to invalidations (in the background)
     settings = container.settings
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -21,6 +21,10 @@ def authenticate(container: Container, account_key: str, secret_key: str):
     )
 
 
+def subscribed(container: Container) -> None:
+    assert container.auth_cache.wait_until_subscribed()
+
+
 def count_redis_fetches(container: Container) -> list[int]:
     lookup = container.authenticator.lookup
     calls = [0]
@@ -36,6 +40,7 @@ def count_redis_fetches(container: Container) -> list[int]:
 
 def test_warm_requests_cost_no_redis_lookup_and_no_argon2(container: Container, projector) -> None:
     b = bootstrap(container)
+    subscribed(container)
     calls = count_redis_fetches(container)
     assert authenticate(container, b.account_key, b.secret_key).allowed
     argon2 = container.hasher.argon2_verifications
@@ -47,6 +52,7 @@ def test_warm_requests_cost_no_redis_lookup_and_no_argon2(container: Container, 
 
 def test_a_change_invalidates_the_account_at_once(container: Container, projector) -> None:
     b = bootstrap(container)
+    subscribed(container)
     user_id, _ = container.ledger.add_user(b.account_id, "Vic", "v@x.io", "Viewer", OPERATOR)
     secret, _ = container.ledger.create_secret_key(
         b.account_id, "viewer-key-01", user_id, (), OPERATOR
@@ -60,6 +66,7 @@ def test_a_change_invalidates_the_account_at_once(container: Container, projecto
 
 def test_other_accounts_stay_cached(container: Container, projector) -> None:
     a, b = bootstrap(container, "A"), bootstrap(container, "B")
+    subscribed(container)
     authenticate(container, a.account_key, a.secret_key)
     authenticate(container, b.account_key, b.secret_key)
     calls = count_redis_fetches(container)
@@ -73,6 +80,7 @@ def test_a_lost_subscription_flushes_the_cache(
     container: Container, projector, redis_client: redis.Redis
 ) -> None:
     b = bootstrap(container)
+    subscribed(container)
     authenticate(container, b.account_key, b.secret_key)
     cache = container.authenticator.lookup.cache
     assert cache is not None
@@ -86,6 +94,7 @@ def test_a_lost_subscription_flushes_the_cache(
 
 def test_liveness_pings_do_not_flush_a_healthy_cache(container: Container, projector) -> None:
     b = bootstrap(container)
+    subscribed(container)
     cache = container.authenticator.lookup.cache
     assert cache is not None
     authenticate(container, b.account_key, b.secret_key)
@@ -95,3 +104,44 @@ def test_liveness_pings_do_not_flush_a_healthy_cache(container: Container, proje
         assert authenticate(container, b.account_key, b.secret_key).allowed
         time.sleep(0.01)
     assert cache.flushes == flushes
+
+
+def test_a_lookup_read_before_an_invalidation_is_not_cached(
+    container: Container, projector
+) -> None:
+    """Thread A reads the records, a change is applied and drained by thread B, then A
+    would cache what it read: the epoch check refuses it."""
+    b = bootstrap(container)
+    subscribed(container)
+    cache, lookup = container.auth_cache, container.authenticator.lookup
+    pair = (b.account_key[5:21], b.secret_key[5:21])
+    epoch = cache.sync()
+    assert epoch is not None
+    before = lookup.fetch_from_redis(*pair)  # thread A's read
+    container.ledger.delete_secret_key(b.account_id, b.key_name, OPERATOR)
+    assert cache.sync() is not None  # thread B drains the invalidation
+    cache.put(pair, before, epoch)  # thread A, late
+    assert cache.get(pair) is None
+    assert not authenticate(container, b.account_key, b.secret_key).allowed
+
+
+def test_account_state_read_before_a_change_is_not_trusted(container: Container, projector) -> None:
+    b = bootstrap(container)
+    subscribed(container)
+    repo, store = container.ledger.accounts, container.store
+    original = store.iter_account
+    raced = []
+
+    def racing_read(*args, **kwargs):  # type: ignore[no-untyped-def]
+        events = list(original(*args, **kwargs))  # thread A has read the history...
+        if not raced:
+            raced.append(True)
+            container.ledger.delete_secret_key(b.account_id, b.key_name, OPERATOR)
+            container.auth_cache.sync()  # ...and thread B drains the announcement
+        return iter(events)
+
+    store.iter_account = racing_read  # type: ignore[method-assign]
+    repo._clean.discard(b.account_id)
+    repo.load(b.account_id, fresh=False)
+    store.iter_account = original  # type: ignore[method-assign]
+    assert b.key_name not in container.ledger.state(b.account_id).keys
