@@ -20,6 +20,7 @@ from app.authn.hashing import KeyHasher
 from app.domain import commands as cmd
 from app.domain.account import AccountState, Limits, Recorder
 from app.domain.decisions import decide
+from app.domain.errors import StoreUnavailable
 from app.domain.events import Actor, Event
 from app.domain.tokens import KeyKind, generate
 
@@ -73,7 +74,14 @@ class Ledger:
         if not events:  # nothing changes (e.g. a role set to the role the user has)
             return Outcome((), state, True)
         appended = self.store.append(command.account_id, state.version, events)
-        in_effect = self.watch.wait(appended.partition, appended.last_log_id, self.apply_timeout)
+        try:
+            in_effect = self.watch.wait(
+                appended.partition, appended.last_log_id, self.apply_timeout
+            )
+        except StoreUnavailable:
+            # Recorded, but whether it is applied cannot be seen now: say so (202),
+            # never an error, so the caller gets what it must see once (a new key).
+            in_effect = False
         return Outcome(tuple(events), state.evolve(events), in_effect)
 
     def _new_key(self, kind: KeyKind, account_id: str) -> tuple[str, str, str]:

@@ -185,7 +185,22 @@ class Projector:
                     publish_invalidation(
                         pipe, self.keys.invalidations(), [e.account_id for _, e in decoded]
                     )
-                    pipe.execute()
+                    try:
+                        pipe.execute()
+                    except redis.ResponseError as exc:
+                        # A MULTI is not rolled back: some writes of this batch (and
+                        # its checkpoint) may have committed. Stop here, loudly.
+                        self._halt(
+                            partition,
+                            decoded[0][0],
+                            RuntimeError(
+                                f"a projection write failed ({exc}); the projections of "
+                                "this partition may be damaged: run 'keyledger projections "
+                                "rebuild', then 'keyledger deadletter retry'"
+                            ),
+                            dict(entries[0][1]),
+                        )
+                        return 0, False
                     self.applied += len(decoded)
                     complete = len(decoded) == len(entries)
                     return len(decoded), complete and len(entries) == self.batch

@@ -3,7 +3,8 @@
 The key is scoped to the calling API key. The same key with a different
 request (method, path, query or body) is refused; a repeat while the first
 request still runs gets 409. Only successful (2xx) results are kept, for 24
-hours; a failed request can be retried with the same key.
+hours; a refused (4xx) request can be retried with the same key; after a 5xx
+the key stays reserved for a minute, since a change may have been recorded.
 """
 
 from __future__ import annotations
@@ -57,7 +58,10 @@ def install(app: Flask, store: IdempotencyStore) -> None:
             return None
         if state is Reservation.IN_PROGRESS:
             return error_response(
-                409, f"a request with this {HEADER} is still in progress", "idempotency_in_progress"
+                409,
+                f"a request with this {HEADER} is in progress or its outcome is unknown; "
+                "retry in a minute",
+                "idempotency_in_progress",
             )
         if state is Reservation.MISMATCH:
             return error_response(
@@ -84,8 +88,10 @@ def install(app: Flask, store: IdempotencyStore) -> None:
                     response.status_code, response.get_data(), response.content_type or ""
                 )
                 store.complete(record, print_, request.headers.get(SECRET_KEY_HEADER, ""), result)
-            else:
-                store.release(record)
+            elif response.status_code < 500:
+                store.release(record)  # refused, nothing recorded: the key may be used again
+            # On a 5xx the outcome is unknown (a change may be recorded): the
+            # reservation stays until it expires, and a retry meanwhile gets a 409.
         except StoreUnavailable:
             log.warning("could not keep the result for an %s (redis unavailable)", HEADER)
         return response

@@ -92,3 +92,23 @@ def test_malformed_idempotency_keys_are_400(client: FlaskClient, owner: Bootstra
 def test_without_the_header_every_post_runs(client: FlaskClient, owner: Bootstrapped) -> None:
     assert post_key(client, owner, None).status_code == 201
     assert post_key(client, owner, None).status_code == 409
+
+
+def test_a_change_recorded_before_redis_failed_is_202_and_replayable(
+    client: FlaskClient, owner: Bootstrapped, container: Container
+) -> None:
+    from app.domain.errors import StoreUnavailable
+
+    watch = container.ledger.watch
+    real_wait = watch.wait
+
+    def failing_wait(*args: object, **kwargs: object) -> bool:
+        raise StoreUnavailable("storage unavailable: TimeoutError")
+
+    watch.wait = failing_wait  # type: ignore[method-assign]
+    first = post_key(client, owner, "after-a-blip")
+    watch.wait = real_wait  # type: ignore[method-assign]
+    assert first.status_code == 202
+    secret = first.get_json()["secretKey"]
+    again = post_key(client, owner, "after-a-blip")
+    assert again.status_code == 202 and again.get_json()["secretKey"] == secret

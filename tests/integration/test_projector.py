@@ -194,3 +194,21 @@ def test_every_projector_stops_at_a_halted_partition(container: Container, redis
     container.ledger.disable_api(b.account_id, OPERATOR)
     drain(make_projector(container, "another"))
     assert redis_client.hget(container.keyspace.auth_account(b.account_id), "api") == "1"
+
+
+def test_a_failing_projection_write_halts_the_partition_instead_of_killing_the_projector(
+    container: Container, redis_client
+) -> None:
+    container.ledger.apply_timeout = 0.0
+    b = bootstrap(container)
+    projector = make_projector(container)
+    drain(projector)
+    damaged = container.keyspace.auth_user(b.account_id, b.owner_id)
+    redis_client.delete(damaged)
+    redis_client.rpush(damaged, "not a hash")  # WRONGTYPE for the next HSET
+    container.ledger.update_user(b.account_id, b.owner_id, "Renamed", None, OPERATOR)
+    drain(projector)  # must not raise
+    partition = container.keyspace.partition_of(b.account_id)
+    assert partition in projector.halted
+    parked = redis_client.xrange(container.keyspace.dead_letters(partition))
+    assert "rebuild" in parked[0][1]["error"]
