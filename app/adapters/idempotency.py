@@ -55,8 +55,10 @@ class IdempotencyStore:
         self.client = client
         self.keys = keyspace
 
-    def record_key(self, account_id: str, key_name: str, idempotency_key: str) -> str:
-        scope = hashlib.sha256(f"{key_name}\0{idempotency_key}".encode()).hexdigest()
+    def record_key(self, account_id: str, secret_key_id: str, idempotency_key: str) -> str:
+        """Scoped to the calling secret key (by id: a re-created key of the same name
+        starts afresh)."""
+        scope = hashlib.sha256(f"{secret_key_id}\0{idempotency_key}".encode()).hexdigest()
         return self.keys.idempotency(account_id, scope)
 
     @store_call

@@ -59,6 +59,7 @@ SECRET_KEY_HEADER = "x-api-secret-key"  # noqa: S105 (a header name)
 class Principal:
     account_id: str
     account_key_id: str
+    secret_key_id: str
     account_name: str
     key_name: str
     user_id: str
@@ -116,6 +117,7 @@ class Authenticator:
         principal = Principal(
             account_id=facts.account.id,
             account_key_id=facts.account_key.key_id,
+            secret_key_id=facts.secret_key.key_id,
             account_name=facts.account.name,
             key_name=facts.secret_key.name,
             user_id=facts.user.id,

@@ -10,10 +10,25 @@ refused, and the argon2 concurrency cap bounds the CPU spent.
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+
+def source_group(source: str) -> str:
+    """Who counts as one source: an IPv4 address, or an IPv6 /64 (one subscriber's
+    network), so an attacker cannot dodge the limit by rotating through its /64."""
+    if ":" not in source:
+        return source
+    try:
+        address = ipaddress.IPv6Address(source)
+    except ValueError:
+        return source
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((int(address) >> 64 << 64, 64)))
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,7 @@ class FailureThrottle:
         """Seconds to wait when this source (for these keys) is throttled, else None."""
         if self.limits.failures_per_source <= 0:
             return None
+        source = source_group(source)
         with self._lock:
             remaining = self._roll()
             if self._by_source.get(source, 0) >= self.limits.failures_per_source:
@@ -58,6 +74,7 @@ class FailureThrottle:
         return None
 
     def failed(self, source: str, key_ids: tuple[str, ...]) -> None:
+        source = source_group(source)
         with self._lock:
             self._roll()
             if source in self._by_source or len(self._by_source) < self.limits.max_tracked:

@@ -50,7 +50,7 @@ def install(app: Flask, store: IdempotencyStore) -> None:
                 fields={HEADER: ["1-255 visible ASCII characters"]},
             )
         principal = current_principal()
-        record = store.record_key(principal.account_id, principal.key_name, key)
+        record = store.record_key(principal.account_id, principal.secret_key_id, key)
         print_ = fingerprint()
         state = store.reserve(record, print_)
         if state is Reservation.RESERVED:
