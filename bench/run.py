@@ -141,7 +141,9 @@ def timed(fn: Callable[[], object], n: int) -> list[float]:
     return samples
 
 
-def http_rows(env: dict[str, str], keys: dict[str, str], seconds: int) -> list[Row]:
+def http_rows(
+    env: dict[str, str], keys: dict[str, str], seconds: int, rounds: int = 3
+) -> list[Row]:
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp, processes(env, port, Path(tmp)):
         base = f"http://127.0.0.1:{port}"
@@ -152,9 +154,21 @@ def http_rows(env: dict[str, str], keys: dict[str, str], seconds: int) -> list[R
             (f"{base}/v1/", keys),
         ):
             wrk(url, hdrs, 2, 8)  # warm every worker's caches
-        health, health_p99 = wrk(f"{base}/healthz", {}, seconds, 8)
-        fwd, fwd_p99 = wrk(f"{base}/v1/auth/check", check, seconds, 8)
-        who, who_p99 = wrk(f"{base}/v1/", keys, seconds, 8)
+        # Interleaved rounds, medians: the machine's own noise hits all three alike.
+        runs: dict[str, list[tuple[float, float]]] = {"health": [], "fwd": [], "who": []}
+        for _ in range(rounds):
+            runs["health"].append(wrk(f"{base}/healthz", {}, seconds, 8))
+            runs["fwd"].append(wrk(f"{base}/v1/auth/check", check, seconds, 8))
+            runs["who"].append(wrk(f"{base}/v1/", keys, seconds, 8))
+    ratio_fwd = statistics.median(
+        f[0] / h[0] for f, h in zip(runs["fwd"], runs["health"], strict=True)
+    )
+    ratio_who = statistics.median(
+        w[0] / h[0] for w, h in zip(runs["who"], runs["health"], strict=True)
+    )
+    health, health_p99 = (statistics.median(x) for x in zip(*runs["health"], strict=True))
+    fwd, fwd_p99 = (statistics.median(x) for x in zip(*runs["fwd"], strict=True))
+    who, who_p99 = (statistics.median(x) for x in zip(*runs["who"], strict=True))
     limited = env.get("KEYLEDGER_RATE_LIMIT_PER_MINUTE", "0") != "0"
     tag = " (rate limit on)" if limited else ""
     rows = [
@@ -164,16 +178,16 @@ def http_rows(env: dict[str, str], keys: dict[str, str], seconds: int) -> list[R
             fwd,
             "req/s",
             ">= 0.90 x healthz",
-            None if limited else fwd / health >= 0.90,
-            f"{fwd / health:.2f} x, p99 {fwd_p99:.2f} ms",
+            None if limited else ratio_fwd >= 0.90,
+            f"{ratio_fwd:.2f} x (median of {rounds}), p99 {fwd_p99:.2f} ms",
         ),
         Row(
             f"GET /v1/{tag}",
             who,
             "req/s",
             ">= 0.80 x healthz",
-            None if limited else who / health >= 0.80,
-            f"{who / health:.2f} x, p99 {who_p99:.2f} ms",
+            None if limited else ratio_who >= 0.80,
+            f"{ratio_who:.2f} x (median of {rounds}), p99 {who_p99:.2f} ms",
         ),
     ]
     return rows
@@ -192,7 +206,11 @@ def decision_rows(container: Container, account_key: str, secret: str) -> list[R
         )
 
     assert decide().allowed  # type: ignore[attr-defined]
-    samples = timed(decide, 20_000)
+    container.auth_cache.wait_until_subscribed()
+    timed(decide, 2_000)  # warm
+    # Three runs of 20,000; the median run's p99 (one run can catch a neighbour's burst).
+    runs = sorted((timed(decide, 20_000) for _ in range(3)), key=lambda r: percentile(r, 0.99))
+    samples = runs[1]
     p99 = percentile(samples, 0.99)
     return [
         Row(
@@ -350,7 +368,7 @@ def print_table(rows: list[Row]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
+    parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
     parser.add_argument("--changes", type=int, default=500, help="changes for the lag figure")
     parser.add_argument("--accounts", type=int, default=100, help="accounts in the rebuild log")
     parser.add_argument("--events-per-account", type=int, default=500)
