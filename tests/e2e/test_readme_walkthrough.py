@@ -7,20 +7,15 @@ under test. If the README and the product drift apart, this fails.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
-import requests
 
-from app.adapters.embedded import free_port
+from tests.e2e.harness import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -39,59 +34,13 @@ def walkthrough_script(port: int) -> str:
 
 @pytest.fixture
 def server(redis_url: str, tmp_path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    namespace = f"readme{uuid.uuid4().hex[:8]}"
-    port = free_port()
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "KEYLEDGER_NAMESPACE": namespace,
-        "PATH": f"{BIN}:{os.environ['PATH']}",
-    }
-    log = (tmp_path / "server.log").open("w")
-    processes = [
-        subprocess.Popen(
-            [
-                str(BIN / "gunicorn"),
-                "--no-control-socket",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-                "app:create_app()",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        ),
-        subprocess.Popen(
-            [str(BIN / "keyledger"), "projector"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        ),
-    ]
+    """A projector and a web server, as ``make run`` starts them (the e2e harness)."""
+    stack = Stack(redis_url, tmp_path / "stack")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).ok:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "web server did not start"
-            time.sleep(0.1)
-        yield port, env
+        web = stack.start()
+        yield int(web.url.rsplit(":", 1)[1]), stack.env()
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=10)
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=f"{namespace}:*"))
-        if keys:
-            client.delete(*keys)
+        stack.stop_all()
 
 
 def test_readme_walkthrough_runs_as_written(
