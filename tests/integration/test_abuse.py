@@ -15,7 +15,7 @@ from app.config import Settings
 from app.domain.events import OPERATOR
 from app.domain.tokens import KeyKind, generate
 from app.web.extension import KeyLedger, require_api_key
-from tests.integration.helpers import Bootstrapped, bootstrap
+from tests.integration.helpers import Bootstrapped
 
 
 def app_client(settings: Settings) -> FlaskClient:
@@ -24,11 +24,6 @@ def app_client(settings: Settings) -> FlaskClient:
 
 def keys(b: Bootstrapped, secret: str | None = None) -> dict[str, str]:
     return {"x-api-key": b.account_key, "x-api-secret-key": secret or b.secret_key}
-
-
-@pytest.fixture
-def owner(container: Container, projector) -> Bootstrapped:
-    return bootstrap(container)
 
 
 def test_rate_limit_counts_per_account_key_with_remaining_header(

@@ -29,12 +29,12 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from app import create_app
-from app.authn.throttle import ThrottleLimits
 from app.bootstrap import build
 from app.config import Settings
 from app.domain.events import OPERATOR
 from app.domain.tokens import SECRET_LENGTH, checksum
 from tests.conftest import RunningProjector
+from tests.integration.conftest import unlimited
 from tests.integration.helpers import Bootstrapped, bootstrap
 
 AK, SK = "x-api-key", "x-api-secret-key"
@@ -99,13 +99,8 @@ class World:
 @pytest.fixture(scope="module")
 def world(redis_url: str) -> Iterator[World]:
     namespace = f"t{uuid.uuid4().hex[:12]}"
-    settings = Settings(
-        redis_url=redis_url,
-        namespace=namespace,
-        partitions=4,
-        apply_timeout=5.0,
-        rate_limit_per_minute=0,
-        throttle=ThrottleLimits(failures_per_source=0, failures_per_source_and_key=0),
+    settings = unlimited(
+        Settings(redis_url=redis_url, namespace=namespace, partitions=4, apply_timeout=5.0)
     )
     container = build(settings)
     raw = redis.Redis.from_url(redis_url)

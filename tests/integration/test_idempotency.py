@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 import redis
 from flask.testing import FlaskClient
 
-from app import create_app
 from app.bootstrap import Container
 from app.domain.events import OPERATOR
-from tests.integration.helpers import Bootstrapped, bootstrap
-
-
-@pytest.fixture
-def client(container: Container) -> Iterator[FlaskClient]:
-    with create_app({"container": container}).test_client() as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def owner(container: Container, projector) -> Bootstrapped:
-    return bootstrap(container)
+from tests.integration.helpers import Bootstrapped
 
 
 def post_key(client: FlaskClient, b: Bootstrapped, idem: str | None, name: str = "retried-key-01"):

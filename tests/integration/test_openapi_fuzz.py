@@ -23,10 +23,10 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from app import create_app
-from app.authn.throttle import ThrottleLimits
 from app.bootstrap import build
 from app.config import Settings
 from tests.conftest import RunningProjector
+from tests.integration.conftest import unlimited
 from tests.integration.helpers import Bootstrapped, bootstrap
 
 #: Examples per operation: about 25 s for the whole document on a 2-core machine.
@@ -47,13 +47,8 @@ class Fuzzed:
 @pytest.fixture(scope="module")
 def fuzzed(redis_url: str) -> Iterator[Fuzzed]:
     namespace = f"t{uuid.uuid4().hex[:12]}"
-    settings = Settings(
-        redis_url=redis_url,
-        namespace=namespace,
-        partitions=4,
-        apply_timeout=5.0,
-        rate_limit_per_minute=0,
-        throttle=ThrottleLimits(failures_per_source=0, failures_per_source_and_key=0),
+    settings = unlimited(
+        Settings(redis_url=redis_url, namespace=namespace, partitions=4, apply_timeout=5.0)
     )
     container = build(settings)
     raw = redis.Redis.from_url(redis_url)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,9 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from click.testing import CliRunner, Result
-from flask.testing import FlaskClient
 
-from app import create_app
 from app.bootstrap import Container, build
 from app.cli import main
 from app.domain.events import OPERATOR
@@ -103,18 +101,6 @@ def cli(container: Container, monkeypatch: pytest.MonkeyPatch) -> Callable[..., 
         return runner.invoke(main, list(args))
 
     return invoke
-
-
-@pytest.fixture
-def client(container: Container) -> Iterator[FlaskClient]:
-    app = create_app({"container": container, "TESTING": True})
-    with app.test_client() as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def owner(container: Container, projector) -> Bootstrapped:
-    return bootstrap(container)
 
 
 def headers(b: Bootstrapped, secret: str | None = None, **extra: str) -> dict[str, str]:

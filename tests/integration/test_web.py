@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from flask.testing import FlaskClient
 
@@ -11,18 +9,6 @@ from app import create_app
 from app.bootstrap import Container, build
 from app.config import Settings
 from tests.integration.helpers import Bootstrapped, bootstrap
-
-
-@pytest.fixture
-def client(container: Container) -> Iterator[FlaskClient]:
-    app = create_app({"container": container, "TESTING": True})
-    with app.test_client() as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def owner(container: Container, projector) -> Bootstrapped:
-    return bootstrap(container)
 
 
 def headers(b: Bootstrapped, secret: str | None = None) -> dict[str, str]:

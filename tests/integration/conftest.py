@@ -1,0 +1,38 @@
+"""Fixtures shared by the integration tests (a real Redis; see tests/conftest.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import pytest
+from flask.testing import FlaskClient
+
+from app import create_app
+from app.authn.throttle import ThrottleLimits
+from app.bootstrap import Container
+from app.config import Settings
+from tests.integration.helpers import Bootstrapped, bootstrap
+
+
+@pytest.fixture
+def client(container: Container) -> Iterator[FlaskClient]:
+    """The web app in process, on the test's container."""
+    app = create_app({"container": container, "TESTING": True})
+    with app.test_client() as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def owner(container: Container, projector) -> Bootstrapped:  # type: ignore[no-untyped-def]
+    """An account with its API enabled and one Owner key, with a projector running."""
+    return bootstrap(container)
+
+
+def unlimited(settings: Settings) -> Settings:
+    """``settings`` without rate limit or failure throttle (tests that send many requests)."""
+    return dataclasses.replace(
+        settings,
+        rate_limit_per_minute=0,
+        throttle=ThrottleLimits(failures_per_source=0, failures_per_source_and_key=0),
+    )
