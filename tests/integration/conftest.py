@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
+import redis
 from flask.testing import FlaskClient
 
 from app import create_app
 from app.authn.throttle import ThrottleLimits
-from app.bootstrap import Container
+from app.bootstrap import Container, build
 from app.config import Settings
 from tests.integration.helpers import Bootstrapped, bootstrap
 
@@ -27,6 +30,26 @@ def client(container: Container) -> Iterator[FlaskClient]:
 def owner(container: Container, projector) -> Bootstrapped:  # type: ignore[no-untyped-def]
     """An account with its API enabled and one Owner key, with a projector running."""
     return bootstrap(container)
+
+
+@contextmanager
+def module_container(redis_url: str) -> Iterator[Container]:
+    """A container on its own namespace, without limits, for a module's shared fixture;
+    its keys are deleted afterwards."""
+    namespace = f"t{uuid.uuid4().hex[:12]}"
+    container = build(
+        unlimited(
+            Settings(redis_url=redis_url, namespace=namespace, partitions=4, apply_timeout=5.0)
+        )
+    )
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        yield container
+    finally:
+        keys = list(raw.scan_iter(match=f"{namespace}:*", count=1000))
+        if keys:
+            raw.delete(*keys)
+        raw.close()
 
 
 def unlimited(settings: Settings) -> Settings:

@@ -18,23 +18,20 @@ when both copies are the same valid key. That is the documented behaviour.
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import redis
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from app import create_app
 from app.bootstrap import build
-from app.config import Settings
 from app.domain.events import OPERATOR
 from app.domain.tokens import SECRET_LENGTH, checksum
 from tests.conftest import RunningProjector
-from tests.integration.conftest import unlimited
+from tests.integration.conftest import module_container
 from tests.integration.helpers import Bootstrapped, bootstrap
 
 AK, SK = "x-api-key", "x-api-secret-key"
@@ -98,43 +95,31 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(redis_url: str) -> Iterator[World]:
-    namespace = f"t{uuid.uuid4().hex[:12]}"
-    settings = unlimited(
-        Settings(redis_url=redis_url, namespace=namespace, partitions=4, apply_timeout=5.0)
-    )
-    container = build(settings)
-    raw = redis.Redis.from_url(redis_url)
-    try:
-        with RunningProjector(container):
-            owner = bootstrap(container)
-            ledger = container.ledger
-            viewer_id, _ = ledger.add_user(
-                owner.account_id, "Vic", "vic@example.com", "Viewer", OPERATOR
-            )
-            viewer_secret, _ = ledger.create_secret_key(
-                owner.account_id, "viewer-key-01", viewer_id, (), OPERATOR
-            )
-            restricted, _ = ledger.create_secret_key(
-                owner.account_id, "restricted-key-01", owner.owner_id, ("10.0.0.0/8",), OPERATOR
-            )
-            v6, _ = ledger.create_secret_key(
-                owner.account_id, "v6-only-key-01", owner.owner_id, ("2001:db8::/32",), OPERATOR
-            )
-            direct = create_app({"container": container, "TESTING": True}).test_client()
-            proxied = create_app(
-                {
-                    "container": build(dataclasses.replace(settings, trusted_proxies=1)),
-                    "TESTING": True,
-                }
-            ).test_client()
-            reference = direct.get("/v1/")
-            assert reference.status_code == 401
-            yield World(owner, viewer_secret, restricted, v6, direct, proxied, reference)
-    finally:
-        keys = list(raw.scan_iter(match=f"{namespace}:*", count=1000))
-        if keys:
-            raw.delete(*keys)
-        raw.close()
+    with module_container(redis_url) as container, RunningProjector(container):
+        owner = bootstrap(container)
+        ledger = container.ledger
+        viewer_id, _ = ledger.add_user(
+            owner.account_id, "Vic", "vic@example.com", "Viewer", OPERATOR
+        )
+        viewer_secret, _ = ledger.create_secret_key(
+            owner.account_id, "viewer-key-01", viewer_id, (), OPERATOR
+        )
+        restricted, _ = ledger.create_secret_key(
+            owner.account_id, "restricted-key-01", owner.owner_id, ("10.0.0.0/8",), OPERATOR
+        )
+        v6, _ = ledger.create_secret_key(
+            owner.account_id, "v6-only-key-01", owner.owner_id, ("2001:db8::/32",), OPERATOR
+        )
+        direct = create_app({"container": container, "TESTING": True}).test_client()
+        proxied = create_app(
+            {
+                "container": build(dataclasses.replace(container.settings, trusted_proxies=1)),
+                "TESTING": True,
+            }
+        ).test_client()
+        reference = direct.get("/v1/")
+        assert reference.status_code == 401
+        yield World(owner, viewer_secret, restricted, v6, direct, proxied, reference)
 
 
 # -- the table ----------------------------------------------------------------------------------

@@ -10,13 +10,11 @@ Requires ``schemathesis`` (a dev dependency).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import hypothesis
 import pytest
-import redis
 import schemathesis
 from flask import Flask
 from schemathesis.checks import not_a_server_error
@@ -26,7 +24,7 @@ from app import create_app
 from app.bootstrap import build
 from app.config import Settings
 from tests.conftest import RunningProjector
-from tests.integration.conftest import unlimited
+from tests.integration.conftest import module_container
 from tests.integration.helpers import Bootstrapped, bootstrap
 
 #: Examples per operation: about 25 s for the whole document on a 2-core machine.
@@ -46,21 +44,9 @@ class Fuzzed:
 
 @pytest.fixture(scope="module")
 def fuzzed(redis_url: str) -> Iterator[Fuzzed]:
-    namespace = f"t{uuid.uuid4().hex[:12]}"
-    settings = unlimited(
-        Settings(redis_url=redis_url, namespace=namespace, partitions=4, apply_timeout=5.0)
-    )
-    container = build(settings)
-    raw = redis.Redis.from_url(redis_url)
-    try:
-        with RunningProjector(container):
-            owner = bootstrap(container)
-            yield Fuzzed(create_app({"container": container, "TESTING": True}), owner)
-    finally:
-        keys = list(raw.scan_iter(match=f"{namespace}:*", count=1000))
-        if keys:
-            raw.delete(*keys)
-        raw.close()
+    with module_container(redis_url) as container, RunningProjector(container):
+        owner = bootstrap(container)
+        yield Fuzzed(create_app({"container": container, "TESTING": True}), owner)
 
 
 def document_app() -> Flask:
