@@ -7,19 +7,19 @@ from dataclasses import dataclass
 
 import redis
 
-from app.adapters.accounts import AccountRepository
-from app.adapters.applied import AppliedWatch
-from app.adapters.authcache import AuthCache
-from app.adapters.authlookup import AuthLookup
-from app.adapters.eventstore import EventStore
-from app.adapters.keyspace import Keyspace
-from app.adapters.redis_client import connect
-from app.adapters.systemlog import SystemLogReader
-from app.authn.authenticator import Authenticator
-from app.authn.hashing import KeyHasher
-from app.authn.throttle import FailureThrottle
-from app.config import ConfigError, Settings
-from app.service import Clock, Ledger, utcnow
+from keyledger.adapters.accounts import AccountRepository
+from keyledger.adapters.applied import AppliedWatch
+from keyledger.adapters.authcache import AuthCache
+from keyledger.adapters.authlookup import AuthLookup
+from keyledger.adapters.eventstore import EventStore
+from keyledger.adapters.keyspace import Keyspace
+from keyledger.adapters.redis_client import connect
+from keyledger.adapters.systemlog import SystemLogReader
+from keyledger.authn.authenticator import Authenticator
+from keyledger.authn.hashing import KeyHasher
+from keyledger.authn.throttle import FailureThrottle
+from keyledger.config import ConfigError, Settings
+from keyledger.service import Clock, Ledger, utcnow
 
 log = logging.getLogger("keyledger")
 

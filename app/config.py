@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.authn.throttle import ThrottleLimits
-from app.domain.account import Limits
+from keyledger.authn.throttle import ThrottleLimits
+from keyledger.domain.account import Limits
 
 REDIS_URL_FILE = Path("var") / "redis.url"
 FORWARD_AUTH_HEADERS = {

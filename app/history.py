@@ -27,12 +27,12 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
-from app.domain.account import AccountState
-from app.domain.errors import NotFound
-from app.domain.mapper import CorruptEvent, canonical_json, format_time, parse_time
+from keyledger.domain.account import AccountState
+from keyledger.domain.errors import NotFound
+from keyledger.domain.mapper import CorruptEvent, canonical_json, format_time, parse_time
 
 if TYPE_CHECKING:
-    from app.adapters.eventstore import StoredEvent
+    from keyledger.adapters.eventstore import StoredEvent
 
 #: Event fields that are not secrets but have no business leaving the server.
 REDACTED_FIELDS = frozenset({"key_hash", "key_id"})

@@ -12,17 +12,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from app.adapters.accounts import AccountRepository
-from app.adapters.applied import AppliedWatch
-from app.adapters.eventstore import EventStore
-from app.adapters.keyspace import Keyspace
-from app.authn.hashing import KeyHasher
-from app.domain import commands as cmd
-from app.domain.account import AccountState, Limits, Recorder
-from app.domain.decisions import decide
-from app.domain.errors import StoreUnavailable
-from app.domain.events import Actor, Event
-from app.domain.tokens import KeyKind, generate
+from keyledger.adapters.accounts import AccountRepository
+from keyledger.adapters.applied import AppliedWatch
+from keyledger.adapters.eventstore import EventStore
+from keyledger.adapters.keyspace import Keyspace
+from keyledger.authn.hashing import KeyHasher
+from keyledger.domain import commands as cmd
+from keyledger.domain.account import AccountState, Limits, Recorder
+from keyledger.domain.decisions import decide
+from keyledger.domain.errors import StoreUnavailable
+from keyledger.domain.events import Actor, Event
+from keyledger.domain.tokens import KeyKind, generate
 
 Clock = Callable[[], datetime]
 

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import requests
 
-from app.adapters.embedded import EmbeddedRedis, free_port
-from app.bootstrap import Container, build
-from app.config import Settings
-from app.domain.events import OPERATOR
+from keyledger.adapters.embedded import EmbeddedRedis, free_port
+from keyledger.bootstrap import Container, build
+from keyledger.config import Settings
+from keyledger.domain.events import OPERATOR
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -70,7 +70,7 @@ def processes(env: dict[str, str], port: int, workdir: Path) -> Iterator[None]:
                 f"127.0.0.1:{port}",
                 "--workers",
                 env.get("WEB_CONCURRENCY", "2"),
-                "app:create_app()",
+                "keyledger:create_app()",
             ],
             cwd=ROOT,
             env=env,
@@ -230,9 +230,9 @@ def lag_rows(container: Container, account_id: str, changes: int) -> list[Row]:
     lags = []
     for n in range(changes):
         state = ledger.state(account_id)
-        from app.domain import commands as cmd
-        from app.domain.account import Recorder
-        from app.domain.decisions import decide
+        from keyledger.domain import commands as cmd
+        from keyledger.domain.account import Recorder
+        from keyledger.domain.decisions import decide
 
         events = decide(
             state,
@@ -266,7 +266,7 @@ def lag_rows(container: Container, account_id: str, changes: int) -> list[Row]:
 
 def synthetic_history(container: Container, accounts: int, events_per_account: int) -> int:
     """Append a realistic mix of events quickly (100 per script call); returns the count."""
-    from app.domain import events as ev
+    from keyledger.domain import events as ev
 
     store, now, total = container.store, container.ledger.clock(), 0
     hash_ = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
@@ -326,8 +326,8 @@ def synthetic_history(container: Container, accounts: int, events_per_account: i
 
 
 def rebuild_rows(container: Container, accounts: int = 100, per_account: int = 500) -> list[Row]:
+    from keyledger.workers.rebuild import Rebuilder
     from tests.conftest import RunningProjector
-    from workers.rebuild import Rebuilder
 
     with RunningProjector(container):
         total = synthetic_history(container, accounts, per_account)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from policies.decision import Decision
-from policies.facts import AuthFacts
+from keyledger.policies.decision import Decision
+from keyledger.policies.facts import AuthFacts
 
 NAME = "credentials_present"
 STATUS = 401

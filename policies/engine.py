@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from policies import (
+from keyledger.policies import (
     account_key_valid,
     api_enabled,
     credentials_present,
@@ -17,8 +17,8 @@ from policies import (
     secret_key_valid,
     source_ip_allowed,
 )
-from policies.decision import Decision
-from policies.facts import AuthFacts
+from keyledger.policies.decision import Decision
+from keyledger.policies.facts import AuthFacts
 
 Policy = Callable[[AuthFacts], Decision]
 

@@ -7,8 +7,8 @@ Manager and Billing Admin: nothing through the API. Unknown roles: nothing.
 
 from __future__ import annotations
 
-from policies.decision import Decision
-from policies.facts import AuthFacts
+from keyledger.policies.decision import Decision
+from keyledger.policies.facts import AuthFacts
 
 NAME = "role_permits"
 STATUS = 403

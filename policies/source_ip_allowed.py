@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from app.domain.network import address_allowed, client_address
-from policies.decision import Decision
-from policies.facts import AuthFacts
+from keyledger.domain.network import address_allowed, client_address
+from keyledger.policies.decision import Decision
+from keyledger.policies.facts import AuthFacts
 
 NAME = "source_ip_allowed"
 STATUS = 403

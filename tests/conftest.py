@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from app.adapters.embedded import EmbeddedRedis
-from app.bootstrap import Container, build
-from app.config import Settings
-from workers.projector import Projector
+from keyledger.adapters.embedded import EmbeddedRedis
+from keyledger.bootstrap import Container, build
+from keyledger.config import Settings
+from keyledger.workers.projector import Projector
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.adapters.redis_client import stream_id
+from keyledger.adapters.redis_client import stream_id
 
 StreamId = tuple[int, int]
 Scalar = str | int | float

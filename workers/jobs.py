@@ -26,12 +26,12 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from app.adapters.keyspace import Keyspace
-from app.adapters.redis_client import connect
-from app.bootstrap import check_partitions
-from app.config import Settings
-from app.domain.errors import Conflict
-from workers.rebuild import Progress, Rebuilder, RebuildError
+from keyledger.adapters.keyspace import Keyspace
+from keyledger.adapters.redis_client import connect
+from keyledger.bootstrap import check_partitions
+from keyledger.config import Settings
+from keyledger.domain.errors import Conflict
+from keyledger.workers.rebuild import Progress, Rebuilder, RebuildError
 
 QUEUE = "keyledger"
 JOB_TIMEOUT = 3600  # seconds a rebuild may run before RQ stops it
@@ -140,7 +140,7 @@ def enqueue_rebuild(
     locks.acquire(QUEUED_LOCK_MS, lambda holder: job_has_ended(queue_client, holder))
     try:
         return Queue(queue or QUEUE, connection=queue_client, serializer=JSONSerializer).enqueue(
-            "workers.jobs.rebuild_projections",
+            "keyledger.workers.jobs.rebuild_projections",
             kwargs={
                 "projections": list(projections),
                 "namespace": keyspace.namespace,

@@ -31,12 +31,12 @@ from typing import Any
 
 import redis
 
-from app.adapters.authcache import publish_invalidation
-from app.adapters.keyspace import PROJECTIONS, Keyspace
-from app.adapters.redis_client import Entries, as_entries, as_streams, is_busygroup, stream_id
-from app.domain.events import Event
-from app.domain.mapper import from_record
-from workers.projections import auth, syslog
+from keyledger.adapters.authcache import publish_invalidation
+from keyledger.adapters.keyspace import PROJECTIONS, Keyspace
+from keyledger.adapters.redis_client import Entries, as_entries, as_streams, is_busygroup, stream_id
+from keyledger.domain.events import Event
+from keyledger.domain.mapper import from_record
+from keyledger.workers.projections import auth, syslog
 
 log = logging.getLogger("keyledger.projector")
 

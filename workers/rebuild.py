@@ -35,14 +35,14 @@ from typing import Any
 
 import redis
 
-from app.adapters.authcache import FLUSH
-from app.adapters.keyspace import PROJECTIONS, Keyspace
-from app.adapters.redis_client import as_entries, stream_id
-from app.domain.events import Event
-from app.domain.mapper import from_record
-from app.domain.roles import ROLE_NAMES
-from workers.fold import MemoryFold
-from workers.projections import auth, syslog
+from keyledger.adapters.authcache import FLUSH
+from keyledger.adapters.keyspace import PROJECTIONS, Keyspace
+from keyledger.adapters.redis_client import as_entries, stream_id
+from keyledger.domain.events import Event
+from keyledger.domain.mapper import from_record
+from keyledger.domain.roles import ROLE_NAMES
+from keyledger.workers.fold import MemoryFold
+from keyledger.workers.projections import auth, syslog
 
 log = logging.getLogger("keyledger.rebuild")
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from app.adapters.authcache import AuthCache
-from app.adapters.eventstore import EventStore
-from app.domain.account import AccountState
+from keyledger.adapters.authcache import AuthCache
+from keyledger.adapters.eventstore import EventStore
+from keyledger.domain.account import AccountState
 
 
 class AccountRepository:

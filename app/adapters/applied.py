@@ -11,8 +11,8 @@ import time
 
 import redis
 
-from app.adapters.keyspace import PROJECTIONS, Keyspace
-from app.adapters.redis_client import store_call, stream_id
+from keyledger.adapters.keyspace import PROJECTIONS, Keyspace
+from keyledger.adapters.redis_client import store_call, stream_id
 
 
 class AppliedWatch:

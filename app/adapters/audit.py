@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.adapters.eventstore import EventStore
-from app.adapters.redis_client import as_entries, store_call
-from app.domain.chain import (
+from keyledger.adapters.eventstore import EventStore
+from keyledger.adapters.redis_client import as_entries, store_call
+from keyledger.domain.chain import (
     GENESIS,
     BrokenLink,
     ChainBroken,
@@ -29,7 +29,7 @@ from app.domain.chain import (
     check_head,
     check_log_entry,
 )
-from app.domain.errors import NotFound
+from keyledger.domain.errors import NotFound
 
 PAGE = 2000
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import redis
 
-from app.adapters.authlookup import Lookup
+from keyledger.adapters.authlookup import Lookup
 
 log = logging.getLogger("keyledger.authcache")
 

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from app.adapters.keyspace import Keyspace
+from keyledger.adapters.keyspace import Keyspace
 
 if TYPE_CHECKING:
-    from app.adapters.authcache import AuthCache
-from app.adapters.redis_client import store_call
-from policies.facts import AccountKeyRecord, AccountRecord, SecretKeyRecord, UserRecord
+    from keyledger.adapters.authcache import AuthCache
+from keyledger.adapters.redis_client import store_call
+from keyledger.policies.facts import AccountKeyRecord, AccountRecord, SecretKeyRecord, UserRecord
 
 ACCOUNT_KEY, SECRET_KEY = "account", "secret"
 

@@ -26,12 +26,12 @@ from dataclasses import dataclass
 
 import redis
 
-from app.adapters.keyspace import Keyspace
-from app.adapters.redis_client import as_entries, store_call
-from app.domain.chain import GENESIS, chained
-from app.domain.errors import ConcurrencyConflict
-from app.domain.events import Event
-from app.domain.mapper import from_record, to_record
+from keyledger.adapters.keyspace import Keyspace
+from keyledger.adapters.redis_client import as_entries, store_call
+from keyledger.domain.chain import GENESIS, chained
+from keyledger.domain.errors import ConcurrencyConflict
+from keyledger.domain.events import Event
+from keyledger.domain.mapper import from_record, to_record
 
 APPEND_SCRIPT = """
 -- KEYS: account stream, partition stream, account head

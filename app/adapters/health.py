@@ -7,8 +7,8 @@ from typing import Any
 
 import redis
 
-from app.adapters.keyspace import PROJECTIONS, Keyspace
-from app.adapters.redis_client import as_entries, stream_id
+from keyledger.adapters.keyspace import PROJECTIONS, Keyspace
+from keyledger.adapters.redis_client import as_entries, stream_id
 
 #: Settings keyledger needs so that nothing acknowledged is lost or evicted.
 REQUIRED = {

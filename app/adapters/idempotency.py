@@ -22,8 +22,8 @@ import redis
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from app.adapters.keyspace import Keyspace
-from app.adapters.redis_client import store_call
+from keyledger.adapters.keyspace import Keyspace
+from keyledger.adapters.redis_client import store_call
 
 TTL_MS = 24 * 3600 * 1000
 PENDING_TTL_MS = 60 * 1000

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import redis
 
-from app.adapters.keyspace import Keyspace
-from app.adapters.redis_client import store_call
+from keyledger.adapters.keyspace import Keyspace
+from keyledger.adapters.redis_client import store_call
 
 HIT_SCRIPT = """
 -- KEYS[1]: the account key's counter hash {window, count}

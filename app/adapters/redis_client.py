@@ -10,7 +10,7 @@ from typing import Any, ParamSpec, TypeVar
 import redis
 from redis.exceptions import RedisError
 
-from app.domain.errors import StoreUnavailable
+from keyledger.domain.errors import StoreUnavailable
 
 P = ParamSpec("P")
 T = TypeVar("T")

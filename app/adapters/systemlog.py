@@ -13,8 +13,8 @@ from typing import Any
 
 import redis
 
-from app.adapters.keyspace import Keyspace
-from app.adapters.redis_client import as_entries, store_call
+from keyledger.adapters.keyspace import Keyspace
+from keyledger.adapters.redis_client import as_entries, store_call
 
 SCAN_BATCH = 500
 

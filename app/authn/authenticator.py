@@ -11,13 +11,19 @@ import logging
 from dataclasses import dataclass
 from functools import partial
 
-from app.adapters.authlookup import AuthLookup, Lookup
-from app.authn.hashing import KeyHasher
-from app.authn.throttle import FailureThrottle, ThrottleLimits
-from app.domain.tokens import KeyKind, MalformedKey, parse
-from policies import account_key_valid, api_enabled, engine, same_account, secret_key_valid
-from policies.decision import Decision
-from policies.facts import AuthFacts
+from keyledger.adapters.authlookup import AuthLookup, Lookup
+from keyledger.authn.hashing import KeyHasher
+from keyledger.authn.throttle import FailureThrottle, ThrottleLimits
+from keyledger.domain.tokens import KeyKind, MalformedKey, parse
+from keyledger.policies import (
+    account_key_valid,
+    api_enabled,
+    engine,
+    same_account,
+    secret_key_valid,
+)
+from keyledger.policies.decision import Decision
+from keyledger.policies.facts import AuthFacts
 
 log = logging.getLogger("keyledger.auth")
 

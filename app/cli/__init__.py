@@ -14,7 +14,7 @@ commands to ``main``:
 
 from __future__ import annotations
 
-from app.cli import audit, operator, processes, projections, replay, status
-from app.cli.common import main
+from keyledger.cli import audit, operator, processes, projections, replay, status
+from keyledger.cli.common import main
 
 __all__ = ["audit", "main", "operator", "processes", "projections", "replay", "status"]

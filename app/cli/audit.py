@@ -6,9 +6,9 @@ import sys
 
 import click
 
-from app.adapters.audit import ChainAuditor
-from app.cli.common import account_option, container, emit, json_option, main, run
-from app.domain.chain import Head
+from keyledger.adapters.audit import ChainAuditor
+from keyledger.cli.common import account_option, container, emit, json_option, main, run
+from keyledger.domain.chain import Head
 
 
 @main.group()

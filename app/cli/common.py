@@ -9,10 +9,10 @@ from typing import Any
 
 import click
 
-from app.bootstrap import Container, build, verify_partitions
-from app.config import ConfigError, Settings
-from app.domain.errors import KeyledgerError
-from app.service import NOT_IN_EFFECT, Outcome
+from keyledger.bootstrap import Container, build, verify_partitions
+from keyledger.config import ConfigError, Settings
+from keyledger.domain.errors import KeyledgerError
+from keyledger.service import NOT_IN_EFFECT, Outcome
 
 
 def container() -> Container:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from app.cli.common import account_option, container, emit, json_option, main, run
-from app.domain.events import OPERATOR
+from keyledger.cli.common import account_option, container, emit, json_option, main, run
+from keyledger.domain.events import OPERATOR
 
 
 # -- operator actions ---------------------------------------------------------------------

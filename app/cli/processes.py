@@ -11,11 +11,11 @@ from pathlib import Path
 
 import click
 
-from app.adapters.embedded import EmbeddedRedis, port_is_free
-from app.adapters.redis_client import connect
-from app.bootstrap import check_partitions
-from app.cli.common import container, main
-from app.config import REDIS_URL_FILE
+from keyledger.adapters.embedded import EmbeddedRedis, port_is_free
+from keyledger.adapters.redis_client import connect
+from keyledger.bootstrap import check_partitions
+from keyledger.cli.common import container, main
+from keyledger.config import REDIS_URL_FILE
 
 DEFAULT_EMBEDDED_PORT = 6380
 
@@ -24,7 +24,7 @@ DEFAULT_EMBEDDED_PORT = 6380
 @click.option("--consumer", default=None, help="Consumer name (default: the host name).")
 def projector(consumer: str | None) -> None:
     """Run the projector: the log -> authentication lookup and system log."""
-    from workers.projector import Projector
+    from keyledger.workers.projector import Projector
 
     built = container()
     logging.basicConfig(

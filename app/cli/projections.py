@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from app.adapters.keyspace import PROJECTIONS
-from app.adapters.redis_client import translated_errors
-from app.cli.common import container, emit, json_option, main, run
-from app.domain.errors import KeyledgerError, NotFound
+from keyledger.adapters.keyspace import PROJECTIONS
+from keyledger.adapters.redis_client import translated_errors
+from keyledger.cli.common import container, emit, json_option, main, run
+from keyledger.domain.errors import KeyledgerError, NotFound
 
 if TYPE_CHECKING:
     from rq.job import Job
@@ -41,7 +41,7 @@ def rebuild(which: str, no_wait: bool, as_json: bool) -> None:
     the live projector and switches to it atomically, partition by partition;
     authentication carries on meanwhile. Needs the Procfile's `worker` process.
     """
-    from workers.jobs import describe, enqueue_rebuild, queue_connection
+    from keyledger.workers.jobs import describe, enqueue_rebuild, queue_connection
 
     def action() -> None:
         built = container()
@@ -68,7 +68,7 @@ def job(job_id: str, wait: bool, as_json: bool) -> None:
     from rq.job import Job
     from rq.serializers import JSONSerializer
 
-    from workers.jobs import describe, queue_connection
+    from keyledger.workers.jobs import describe, queue_connection
 
     def action() -> None:
         built = container()
@@ -98,7 +98,7 @@ def _emit(as_json: bool, state: dict[str, Any], human: str | None) -> None:
 
 def _wait(job: Job) -> dict[str, Any]:
     """Poll the job until it ends, drawing its progress on stderr (stdout may carry JSON)."""
-    from workers.jobs import describe
+    from keyledger.workers.jobs import describe
 
     started, hinted = time.monotonic(), False
     with click.progressbar(length=1, label="rebuilding", file=sys.stderr, show_pos=True) as bar:

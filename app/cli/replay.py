@@ -11,10 +11,10 @@ from typing import Any
 
 import click
 
-from app import history
-from app.adapters.eventstore import EventStore
-from app.cli.common import account_option, container, emit, json_option, main, run
-from app.domain.errors import NotFound
+from keyledger import history
+from keyledger.adapters.eventstore import EventStore
+from keyledger.cli.common import account_option, container, emit, json_option, main, run
+from keyledger.domain.errors import NotFound
 
 POSITION_METAVAR = "VERSION|ENTRY-ID|TIME"
 POSITION_HELP = "a version (12), a stream entry id (1795846140133-0) or an ISO-8601 UTC time"

@@ -8,10 +8,10 @@ import sys
 
 import click
 
-from app.adapters import health
-from app.adapters.keyspace import PROJECTIONS
-from app.adapters.redis_client import as_entries, translated_errors
-from app.cli.common import container, json_option, main
+from keyledger.adapters import health
+from keyledger.adapters.keyspace import PROJECTIONS
+from keyledger.adapters.redis_client import as_entries, translated_errors
+from keyledger.cli.common import container, json_option, main
 
 
 @main.command("status")

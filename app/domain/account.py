@@ -14,10 +14,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from app.domain import events as ev
-from app.domain.errors import InvalidInput, NotFound
-from app.domain.network import InvalidSubnet, canonical_subnet
-from app.domain.roles import Role
+from keyledger.domain import events as ev
+from keyledger.domain.errors import InvalidInput, NotFound
+from keyledger.domain.network import InvalidSubnet, canonical_subnet
+from keyledger.domain.roles import Role
 
 KEY_NAME = re.compile(r"[A-Za-z0-9_-]{10,50}")
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,253}")

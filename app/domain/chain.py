@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from app.domain.errors import InvalidInput, KeyledgerError
+from keyledger.domain.errors import InvalidInput, KeyledgerError
 
 GENESIS = "0" * 64
 HASH = re.compile(r"[0-9a-f]{64}")

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from app.domain import commands as cmd
-from app.domain import events as ev
-from app.domain.account import (
+from keyledger.domain import commands as cmd
+from keyledger.domain import events as ev
+from keyledger.domain.account import (
     AccountState,
     Limits,
     Recorder,
@@ -23,8 +23,8 @@ from app.domain.account import (
     check_subnet,
     check_user_name,
 )
-from app.domain.errors import Conflict, InvalidInput, LimitExceeded, NotFound
-from app.domain.roles import KEY_HOLDER_ROLES, Role
+from keyledger.domain.errors import Conflict, InvalidInput, LimitExceeded, NotFound
+from keyledger.domain.roles import KEY_HOLDER_ROLES, Role
 
 
 def register_account(state: AccountState, c: cmd.RegisterAccount, rec: Recorder, _: Limits) -> None:

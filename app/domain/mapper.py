@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from app.domain.errors import KeyledgerError
-from app.domain.events import EVENT_TYPES, Actor, Event
+from keyledger.domain.errors import KeyledgerError
+from keyledger.domain.events import EVENT_TYPES, Actor, Event
 
 BASE_FIELDS = frozenset({"account_id", "version", "time", "actor"})
 

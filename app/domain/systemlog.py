@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.domain import events as ev
-from app.domain.mapper import format_seconds
+from keyledger.domain import events as ev
+from keyledger.domain.mapper import format_seconds
 
 
 @dataclass(frozen=True)

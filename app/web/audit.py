@@ -10,10 +10,10 @@ from urllib.parse import urlencode
 from flask import Response, request
 from flask.views import MethodView
 
-from app.history import csv_row, events_after, history_item
-from app.web import schemas as s
-from app.web.auth import current_principal
-from app.web.blueprint import Blueprint, container
+from keyledger.history import csv_row, events_after, history_item
+from keyledger.web import schemas as s
+from keyledger.web.auth import current_principal
+from keyledger.web.blueprint import Blueprint, container
 
 audit_blp = Blueprint("audit", __name__, url_prefix="/v1", description="System log and history")
 

@@ -18,16 +18,16 @@ from typing import Any, TypeVar, cast
 
 from flask import Flask, Response, current_app, g, request
 
-from app.adapters.ratelimit import Allowance, RateLimiter
-from app.authn.authenticator import (
+from keyledger.adapters.ratelimit import Allowance, RateLimiter
+from keyledger.authn.authenticator import (
     ACCOUNT_KEY_HEADER,
     SECRET_KEY_HEADER,
     Authenticator,
     AuthResult,
     Principal,
 )
-from app.domain.events import Actor
-from app.web.errors import error_response, forbidden, unauthenticated
+from keyledger.domain.events import Actor
+from keyledger.web.errors import error_response, forbidden, unauthenticated
 
 log = logging.getLogger("keyledger.auth")
 

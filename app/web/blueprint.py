@@ -9,8 +9,8 @@ from flask_smorest import Blueprint as SmorestBlueprint
 from flask_smorest import abort
 from webargs.flaskparser import FlaskParser
 
-from app.bootstrap import Container
-from app.service import NOT_IN_EFFECT, Ledger, Outcome
+from keyledger.bootstrap import Container
+from keyledger.service import NOT_IN_EFFECT, Ledger, Outcome
 
 
 class Parser(FlaskParser):

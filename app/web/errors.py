@@ -14,7 +14,7 @@ from flask import Flask, Response, jsonify
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
-from app.domain.errors import KeyledgerError
+from keyledger.domain.errors import KeyledgerError
 
 log = logging.getLogger("keyledger.web")
 

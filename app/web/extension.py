@@ -3,7 +3,7 @@
 ::
 
     from flask import Flask, g
-    from app.web.extension import KeyLedger, require_api_key
+    from keyledger.web.extension import KeyLedger, require_api_key
 
     service = Flask(__name__)
     KeyLedger(service)                 # reads REDIS_URL and KEYLEDGER_* like keyledger
@@ -25,12 +25,12 @@ from collections.abc import Iterable
 from flask import Flask, Response, request
 from redis.exceptions import RedisError
 
-from app.adapters.ratelimit import RateLimiter
-from app.bootstrap import Container, build
-from app.config import Settings
-from app.domain.errors import KeyledgerError
-from app.web import errors
-from app.web.auth import Gate, require_api_key, stamp
+from keyledger.adapters.ratelimit import RateLimiter
+from keyledger.bootstrap import Container, build
+from keyledger.config import Settings
+from keyledger.domain.errors import KeyledgerError
+from keyledger.web import errors
+from keyledger.web.auth import Gate, require_api_key, stamp
 
 __all__ = ["KeyLedger", "require_api_key"]
 

@@ -10,16 +10,16 @@ from flask_smorest import Api
 from marshmallow import Schema, fields
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.adapters.idempotency import IdempotencyStore
-from app.adapters.ratelimit import RateLimiter
-from app.bootstrap import Container, build, verify_partitions
-from app.config import FORWARD_AUTH_HEADERS, Settings
-from app.web import auth, errors, idempotency
-from app.web.audit import audit_blp
-from app.web.blueprint import Blueprint
-from app.web.forward import ForwardAuthFastPath, forward_blp
-from app.web.schemas import ErrorSchema
-from app.web.views import account_blp, keys_blp, users_blp
+from keyledger.adapters.idempotency import IdempotencyStore
+from keyledger.adapters.ratelimit import RateLimiter
+from keyledger.bootstrap import Container, build, verify_partitions
+from keyledger.config import FORWARD_AUTH_HEADERS, Settings
+from keyledger.web import auth, errors, idempotency
+from keyledger.web.audit import audit_blp
+from keyledger.web.blueprint import Blueprint
+from keyledger.web.forward import ForwardAuthFastPath, forward_blp
+from keyledger.web.schemas import ErrorSchema
+from keyledger.web.views import account_blp, keys_blp, users_blp
 
 MAX_BODY_BYTES = 64 * 1024
 

@@ -17,12 +17,12 @@ from urllib.parse import unquote
 
 from flask import Response, current_app, request
 
-from app.authn.authenticator import ACCOUNT_KEY_HEADER, SECRET_KEY_HEADER, Principal
-from app.config import FORWARD_AUTH_HEADERS
-from app.domain.errors import KeyledgerError
-from app.web.auth import Gate, choose_request_id
-from app.web.blueprint import Blueprint
-from app.web.errors import error_response
+from keyledger.authn.authenticator import ACCOUNT_KEY_HEADER, SECRET_KEY_HEADER, Principal
+from keyledger.config import FORWARD_AUTH_HEADERS
+from keyledger.domain.errors import KeyledgerError
+from keyledger.web.auth import Gate, choose_request_id
+from keyledger.web.blueprint import Blueprint
+from keyledger.web.errors import error_response
 
 forward_blp = Blueprint("forward", __name__, url_prefix="/v1/auth", description="For proxies")
 

@@ -15,11 +15,11 @@ import re
 
 from flask import Flask, Response, g, request
 
-from app.adapters.idempotency import IdempotencyStore, Reservation, Stored
-from app.authn.authenticator import SECRET_KEY_HEADER
-from app.domain.errors import StoreUnavailable
-from app.web.auth import current_principal
-from app.web.errors import error_response
+from keyledger.adapters.idempotency import IdempotencyStore, Reservation, Stored
+from keyledger.authn.authenticator import SECRET_KEY_HEADER
+from keyledger.domain.errors import StoreUnavailable
+from keyledger.web.auth import current_principal
+from keyledger.web.errors import error_response
 
 log = logging.getLogger("keyledger.web")
 

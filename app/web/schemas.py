@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from app.domain.account import KEY_NAME, MAX_USER_NAME
-from app.domain.network import MAX_CIDR_LENGTH
-from app.domain.roles import ROLE_NAMES
-from app.history import parse_entry_id
+from keyledger.domain.account import KEY_NAME, MAX_USER_NAME
+from keyledger.domain.network import MAX_CIDR_LENGTH
+from keyledger.domain.roles import ROLE_NAMES
+from keyledger.history import parse_entry_id
 
 ID = validate.Length(min=1, max=64)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

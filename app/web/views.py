@@ -7,11 +7,11 @@ from typing import Any
 from flask import request
 from flask.views import MethodView
 
-from app.domain.account import AccountState, SecretKey, User
-from app.domain.mapper import format_time
-from app.web import schemas as s
-from app.web.auth import current_actor, current_principal
-from app.web.blueprint import Blueprint, changed, ledger
+from keyledger.domain.account import AccountState, SecretKey, User
+from keyledger.domain.mapper import format_time
+from keyledger.web import schemas as s
+from keyledger.web.auth import current_actor, current_principal
+from keyledger.web.blueprint import Blueprint, changed, ledger
 
 account_blp = Blueprint("account", __name__, url_prefix="/v1", description="The calling key")
 users_blp = Blueprint("users", __name__, url_prefix="/v1/users", description="Account users")

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import redis
 import requests
 
-from app.domain.tokens import KeyKind, checksum, generate
+from keyledger.domain.tokens import KeyKind, checksum, generate
 from tests.e2e.client import ApiClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -304,7 +304,7 @@ class Stack:
                 "-",
                 "--access-logformat",
                 ACCESS_LOG_FORMAT,
-                "app:create_app()",
+                "keyledger:create_app()",
             ]
             popen, log_path = self._spawn(name, argv, self.env(**env))
             server = WebServer(name, popen, log_path, url=f"http://127.0.0.1:{port}")

@@ -11,10 +11,10 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 
-from app import create_app
-from app.authn.throttle import ThrottleLimits
-from app.bootstrap import Container, build
-from app.config import Settings
+from keyledger import create_app
+from keyledger.authn.throttle import ThrottleLimits
+from keyledger.bootstrap import Container, build
+from keyledger.config import Settings
 from tests.integration.helpers import Bootstrapped, bootstrap
 
 

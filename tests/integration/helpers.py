@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.bootstrap import Container
-from app.domain.events import OPERATOR
+from keyledger.bootstrap import Container
+from keyledger.domain.events import OPERATOR
 
 
 @dataclass

@@ -9,12 +9,12 @@ import pytest
 from flask import Flask, g
 from flask.testing import FlaskClient
 
-from app import create_app
-from app.bootstrap import Container, build
-from app.config import Settings
-from app.domain.events import OPERATOR
-from app.domain.tokens import KeyKind, generate
-from app.web.extension import KeyLedger, require_api_key
+from keyledger import create_app
+from keyledger.bootstrap import Container, build
+from keyledger.config import Settings
+from keyledger.domain.events import OPERATOR
+from keyledger.domain.tokens import KeyKind, generate
+from keyledger.web.extension import KeyLedger, require_api_key
 from tests.integration.helpers import Bootstrapped
 
 

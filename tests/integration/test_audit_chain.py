@@ -17,14 +17,14 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from app.adapters.audit import AuditReport, ChainAuditor
-from app.adapters.eventstore import EventStore
-from app.bootstrap import Container
-from app.cli import main
-from app.domain import events as ev
-from app.domain.chain import GENESIS, BrokenLink, ChainBroken, Head, chained, link_hash
-from app.domain.errors import ConcurrencyConflict, NotFound
-from app.domain.events import OPERATOR
+from keyledger.adapters.audit import AuditReport, ChainAuditor
+from keyledger.adapters.eventstore import EventStore
+from keyledger.bootstrap import Container
+from keyledger.cli import main
+from keyledger.domain import events as ev
+from keyledger.domain.chain import GENESIS, BrokenLink, ChainBroken, Head, chained, link_hash
+from keyledger.domain.errors import ConcurrencyConflict, NotFound
+from keyledger.domain.events import OPERATOR
 from tests.integration.helpers import Bootstrapped, bootstrap
 
 Entries = list[tuple[str, dict[str, str]]]

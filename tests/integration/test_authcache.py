@@ -6,8 +6,8 @@ import time
 
 import redis
 
-from app.bootstrap import Container
-from app.domain.events import OPERATOR
+from keyledger.bootstrap import Container
+from keyledger.domain.events import OPERATOR
 from tests.integration.helpers import bootstrap
 
 

@@ -8,8 +8,8 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from app.bootstrap import Container
-from app.cli import main
+from keyledger.bootstrap import Container
+from keyledger.cli import main
 
 
 @pytest.fixture

@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from app.adapters.embedded import EmbeddedRedis
-from app.adapters.keyspace import Keyspace
-from app.bootstrap import Container, build
-from app.config import Settings
-from app.domain.errors import KeyledgerError
-from app.domain.events import OPERATOR
+from keyledger.adapters.embedded import EmbeddedRedis
+from keyledger.adapters.keyspace import Keyspace
+from keyledger.bootstrap import Container, build
+from keyledger.config import Settings
+from keyledger.domain.errors import KeyledgerError
+from keyledger.domain.events import OPERATOR
 from tests.conftest import RunningProjector
 from tests.integration.test_projector import snapshot
 

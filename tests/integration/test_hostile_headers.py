@@ -26,10 +26,10 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from app import create_app
-from app.bootstrap import build
-from app.domain.events import OPERATOR
-from app.domain.tokens import SECRET_LENGTH, checksum
+from keyledger import create_app
+from keyledger.bootstrap import build
+from keyledger.domain.events import OPERATOR
+from keyledger.domain.tokens import SECRET_LENGTH, checksum
 from tests.conftest import RunningProjector
 from tests.integration.conftest import module_container
 from tests.integration.helpers import Bootstrapped, bootstrap

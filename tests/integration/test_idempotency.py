@@ -5,8 +5,8 @@ from __future__ import annotations
 import redis
 from flask.testing import FlaskClient
 
-from app.bootstrap import Container
-from app.domain.events import OPERATOR
+from keyledger.bootstrap import Container
+from keyledger.domain.events import OPERATOR
 from tests.integration.helpers import Bootstrapped
 
 
@@ -82,7 +82,7 @@ def test_without_the_header_every_post_runs(client: FlaskClient, owner: Bootstra
 def test_a_change_recorded_before_redis_failed_is_202_and_replayable(
     client: FlaskClient, owner: Bootstrapped, container: Container
 ) -> None:
-    from app.domain.errors import StoreUnavailable
+    from keyledger.domain.errors import StoreUnavailable
 
     watch = container.ledger.watch
     real_wait = watch.wait

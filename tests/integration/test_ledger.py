@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from app.bootstrap import Container
-from app.domain import commands as cmd
-from app.domain.account import Recorder
-from app.domain.decisions import decide
-from app.domain.errors import ConcurrencyConflict, Conflict, NotFound
-from app.domain.events import OPERATOR
+from keyledger.bootstrap import Container
+from keyledger.domain import commands as cmd
+from keyledger.domain.account import Recorder
+from keyledger.domain.decisions import decide
+from keyledger.domain.errors import ConcurrencyConflict, Conflict, NotFound
+from keyledger.domain.events import OPERATOR
 from tests.integration.helpers import bootstrap
 
 

@@ -20,9 +20,9 @@ from flask import Flask
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from app import create_app
-from app.bootstrap import build
-from app.config import Settings
+from keyledger import create_app
+from keyledger.bootstrap import build
+from keyledger.config import Settings
 from tests.conftest import RunningProjector
 from tests.integration.conftest import module_container
 from tests.integration.helpers import Bootstrapped, bootstrap

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import redis
 
-from app.bootstrap import Container
-from app.domain.events import OPERATOR
+from keyledger.bootstrap import Container
+from keyledger.domain.events import OPERATOR
+from keyledger.workers.projector import Projector
 from tests.integration.helpers import bootstrap
-from workers.projector import Projector
 
 
 def snapshot(client: redis.Redis, namespace: str) -> dict[str, object]:

@@ -20,18 +20,18 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from rq.serializers import JSONSerializer
 
-import workers.jobs as jobs
-from app.adapters.authlookup import AuthLookup
-from app.authn.authenticator import Authenticator
-from app.bootstrap import Container, check_partitions
-from app.cli import main
-from app.domain.errors import KeyledgerError
-from app.domain.events import OPERATOR
-from app.domain.roles import ROLE_NAMES
+import keyledger.workers.jobs as jobs
+from keyledger.adapters.authlookup import AuthLookup
+from keyledger.authn.authenticator import Authenticator
+from keyledger.bootstrap import Container, check_partitions
+from keyledger.cli import main
+from keyledger.domain.errors import KeyledgerError
+from keyledger.domain.events import OPERATOR
+from keyledger.domain.roles import ROLE_NAMES
+from keyledger.workers.fold import MemoryFold
+from keyledger.workers.rebuild import Progress, Rebuilder
 from tests.integration.helpers import Bootstrapped, bootstrap
 from tests.integration.test_projector import drain, make_projector, snapshot
-from workers.fold import MemoryFold
-from workers.rebuild import Progress, Rebuilder
 
 SUBNETS = [f"10.{i}.0.0/16" for i in range(6)] + [f"2001:db8:{i:x}::/48" for i in range(4)]
 

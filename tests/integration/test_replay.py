@@ -19,9 +19,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from click.testing import CliRunner, Result
 
-from app.bootstrap import Container, build
-from app.cli import main
-from app.domain.events import OPERATOR
+from keyledger.bootstrap import Container, build
+from keyledger.cli import main
+from keyledger.domain.events import OPERATOR
 from tests.integration.helpers import Bootstrapped, bootstrap
 
 START = datetime(2026, 11, 28, 6, 0, 0, tzinfo=UTC)

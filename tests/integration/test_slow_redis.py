@@ -34,15 +34,15 @@ from flask import Flask, g
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from app import create_app
-from app.adapters.authcache import PING_EVERY, PONG_TIMEOUT
-from app.authn.throttle import ThrottleLimits
-from app.bootstrap import Container
-from app.config import Settings
-from app.domain.tokens import KeyKind, generate
-from app.web.extension import KeyLedger, require_api_key
+from keyledger import create_app
+from keyledger.adapters.authcache import PING_EVERY, PONG_TIMEOUT
+from keyledger.authn.throttle import ThrottleLimits
+from keyledger.bootstrap import Container
+from keyledger.config import Settings
+from keyledger.domain.tokens import KeyKind, generate
+from keyledger.web.extension import KeyLedger, require_api_key
+from keyledger.workers.projector import Projector
 from tests.integration.helpers import Bootstrapped, bootstrap
-from workers.projector import Projector
 
 REDIS_TIMEOUT = 0.3
 #: What a request may take on top of the timeout: generous, so a loaded CI machine passes.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from flask.testing import FlaskClient
 
-from app import create_app
-from app.bootstrap import Container, build
-from app.config import Settings
+from keyledger import create_app
+from keyledger.bootstrap import Container, build
+from keyledger.config import Settings
 from tests.integration.helpers import Bootstrapped, bootstrap
 
 
@@ -134,7 +134,7 @@ def test_change_without_projector_is_202_with_a_notice(container: Container) -> 
 def test_redis_unreachable_is_503_never_200_or_500(redis_url: str) -> None:
     dead = build(Settings(redis_url="redis://127.0.0.1:1/0", redis_timeout=0.2))
     app = create_app({"container": dead})
-    from app.domain.tokens import KeyKind, generate
+    from keyledger.domain.tokens import KeyKind, generate
 
     ak, sk = generate(KeyKind.ACCOUNT, 0).token, generate(KeyKind.SECRET, 0).token
     with app.test_client() as test_client:

@@ -12,12 +12,12 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from app.domain import commands as cmd
-from app.domain import events as ev
-from app.domain.account import AccountState, Limits, Recorder
-from app.domain.decisions import decide
-from app.domain.events import Actor, Event
-from policies.facts import (
+from keyledger.domain import commands as cmd
+from keyledger.domain import events as ev
+from keyledger.domain.account import AccountState, Limits, Recorder
+from keyledger.domain.decisions import decide
+from keyledger.domain.events import Actor, Event
+from keyledger.policies.facts import (
     AccountKeyRecord,
     AccountRecord,
     AuthFacts,

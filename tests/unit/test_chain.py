@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from app.domain.chain import (
+from keyledger.domain.chain import (
     GENESIS,
     BrokenLink,
     Head,
@@ -23,8 +23,8 @@ from app.domain.chain import (
     check_log_entry,
     link_hash,
 )
-from app.domain.errors import InvalidInput
-from app.domain.mapper import to_record
+from keyledger.domain.errors import InvalidInput
+from keyledger.domain.mapper import to_record
 from tests.unit.builders import ACCOUNT_ID, SAMPLES
 
 KEY = "kl:{p00}:acct:acc-0001:events"

@@ -12,13 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.domain import commands as cmd
-from app.domain.account import AccountState, Limits, Recorder
-from app.domain.decisions import decide
-from app.domain.errors import Conflict, InvalidInput, KeyledgerError, LimitExceeded, NotFound
-from app.domain.mapper import to_record
-from app.domain.roles import Role
-from app.domain.tokens import KeyKind, generate
+from keyledger.domain import commands as cmd
+from keyledger.domain.account import AccountState, Limits, Recorder
+from keyledger.domain.decisions import decide
+from keyledger.domain.errors import Conflict, InvalidInput, KeyledgerError, LimitExceeded, NotFound
+from keyledger.domain.mapper import to_record
+from keyledger.domain.roles import Role
+from keyledger.domain.tokens import KeyKind, generate
 from tests.unit.builders import ACCOUNT_ID, ACTOR, NOW, OWNER_ID, History, registered
 
 A = ACCOUNT_ID

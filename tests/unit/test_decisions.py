@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from app.domain import commands as cmd
-from app.domain import events as ev
-from app.domain.account import AccountState, Limits, Recorder
-from app.domain.decisions import DECISIONS, decide
-from app.domain.errors import Conflict, InvalidInput, LimitExceeded, NotFound
-from app.domain.roles import Role
+from keyledger.domain import commands as cmd
+from keyledger.domain import events as ev
+from keyledger.domain.account import AccountState, Limits, Recorder
+from keyledger.domain.decisions import DECISIONS, decide
+from keyledger.domain.errors import Conflict, InvalidInput, LimitExceeded, NotFound
+from keyledger.domain.roles import Role
 from tests.unit.builders import (
     ACCOUNT_ID,
     ACTOR,

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 import fakeredis
 import pytest
 
-from app.adapters.eventstore import EventStore
-from app.adapters.keyspace import Keyspace
-from app.domain import events as ev
-from app.domain.errors import ConcurrencyConflict
+from keyledger.adapters.eventstore import EventStore
+from keyledger.adapters.keyspace import Keyspace
+from keyledger.domain import events as ev
+from keyledger.domain.errors import ConcurrencyConflict
 
 NOW = datetime(2026, 1, 2, tzinfo=UTC)
 

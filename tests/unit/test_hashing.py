@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from argon2 import PasswordHasher, Type, extract_parameters
 
-from app.authn.hashing import MEMORY_COST, PARALLELISM, POLICY_PREFIX, TIME_COST, KeyHasher
-from app.domain.tokens import KeyKind, generate
+from keyledger.authn.hashing import MEMORY_COST, PARALLELISM, POLICY_PREFIX, TIME_COST, KeyHasher
+from keyledger.domain.tokens import KeyKind, generate
 
 TOKEN = generate(KeyKind.SECRET, 1).token
 OTHER_TOKEN = generate(KeyKind.SECRET, 1).token
@@ -195,7 +195,7 @@ def test_concurrent_argon2_verifications_are_capped() -> None:
     import threading
     import time as _time
 
-    from app.authn.hashing import KeyHasher as Hasher
+    from keyledger.authn.hashing import KeyHasher as Hasher
 
     hasher = Hasher(max_concurrent=2)
     stored = hasher.hash("k" * 70)

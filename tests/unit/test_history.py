@@ -13,14 +13,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app import history
-from app.adapters.eventstore import StoredEvent
-from app.domain import commands as cmd
-from app.domain import events as ev
-from app.domain.errors import NotFound
-from app.domain.mapper import CorruptEvent, to_record
-from app.history import BadPosition, Position, parse_entry_id, parse_position
-from app.web.schemas import StoredEventSchema
+from keyledger import history
+from keyledger.adapters.eventstore import StoredEvent
+from keyledger.domain import commands as cmd
+from keyledger.domain import events as ev
+from keyledger.domain.errors import NotFound
+from keyledger.domain.mapper import CorruptEvent, to_record
+from keyledger.history import BadPosition, Position, parse_entry_id, parse_position
+from keyledger.web.schemas import StoredEventSchema
 from tests.unit.builders import NOW, SAMPLES, registered
 
 MAX_PART = 2**64 - 1

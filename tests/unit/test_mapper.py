@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.domain import events as ev
-from app.domain import mapper
-from app.domain.mapper import CorruptEvent, from_record, to_record
+from keyledger.domain import events as ev
+from keyledger.domain import mapper
+from keyledger.domain.mapper import CorruptEvent, from_record, to_record
 from tests.unit.builders import NOW, SAMPLES
 
 
@@ -182,7 +182,7 @@ def test_record_missing_a_stored_field_raises_corrupt_event(missing: str) -> Non
 
 
 def test_corrupt_event_is_a_keyledger_error_with_status_500() -> None:
-    from app.domain.errors import KeyledgerError
+    from keyledger.domain.errors import KeyledgerError
 
     with pytest.raises(KeyledgerError) as caught:
         from_record(good_record(type="UserCloned"))

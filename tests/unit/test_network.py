@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.domain.network import (
+from keyledger.domain.network import (
     MAX_CIDR_LENGTH,
     InvalidSubnet,
     address_allowed,

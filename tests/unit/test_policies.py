@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from policies import (
+from keyledger.policies import (
     account_key_valid,
     api_enabled,
     credentials_present,
@@ -15,7 +15,7 @@ from policies import (
     secret_key_valid,
     source_ip_allowed,
 )
-from policies.decision import Decision
+from keyledger.policies.decision import Decision
 from tests.unit.builders import (
     ACCOUNT,
     ACCOUNT_KEY,

@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import pytest
 
-from policies import engine
-from policies.decision import Decision
-from policies.facts import AuthFacts
+from keyledger.policies import engine
+from keyledger.policies.decision import Decision
+from keyledger.policies.facts import AuthFacts
 from tests.unit.builders import SECRET_KEY, VALID_FACTS, facts, with_role
 
 Policy = Callable[[AuthFacts], Decision]

@@ -9,25 +9,13 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.layout import ROOT, module_file, module_name
+
 PURE_PACKAGES = ("policies", "app/domain")
-FIRST_PARTY = frozenset({"app", "policies", "workers"})
+FIRST_PARTY = frozenset({"keyledger"})
 FORBIDDEN = frozenset({"flask", "flask_smorest", "werkzeug", "redis", "rq", "fakeredis"})
 
 PURE_FILES = sorted(path for package in PURE_PACKAGES for path in (ROOT / package).glob("*.py"))
-
-
-def module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def module_file(name: str) -> Path | None:
-    base = ROOT.joinpath(*name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def is_type_checking_guard(node: ast.If) -> bool:
@@ -108,7 +96,11 @@ def forbidden_in(names: set[str]) -> set[str]:
 
 def test_the_pure_packages_are_found() -> None:
     names = {module_name(p) for p in PURE_FILES}
-    assert {"policies.engine", "policies.role_permits", "app.domain.decisions"} <= names
+    assert {
+        "keyledger.policies.engine",
+        "keyledger.policies.role_permits",
+        "keyledger.domain.decisions",
+    } <= names
 
 
 @pytest.mark.parametrize("path", PURE_FILES, ids=module_name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from policies.role_permits import normalise_path, permits
+from keyledger.policies.role_permits import normalise_path, permits
 
 EVERY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 SOME_PATHS = ["/v1/", "/v1/users", "/v1/api-keys", "/v1/api-keys/ci-deploy-key", "/v1/logs"]

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from app.domain import events as ev
-from app.domain.systemlog import LogEntry, entry_for
+from keyledger.domain import events as ev
+from keyledger.domain.systemlog import LogEntry, entry_for
 from tests.unit.builders import ACTOR, SAMPLES
 
 #: type name -> (resource, resourceId, type, description) for the sample of that type.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.authn.throttle import FailureThrottle, ThrottleLimits, source_group
+from keyledger.authn.throttle import FailureThrottle, ThrottleLimits, source_group
 
 
 def test_an_ipv6_source_counts_as_its_slash_64() -> None:

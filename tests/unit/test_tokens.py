@@ -8,8 +8,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from app.domain import tokens
-from app.domain.tokens import (
+from keyledger.domain import tokens
+from keyledger.domain.tokens import (
     BASE62,
     TOKEN_LENGTH,
     KeyKind,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.adapters.keyspace import Keyspace
-from app.domain import events as ev
+from keyledger.adapters.keyspace import Keyspace
+from keyledger.domain import events as ev
 
 NAME = "auth"
 

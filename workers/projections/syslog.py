@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.adapters.keyspace import Keyspace
-from app.domain import events as ev
-from app.domain.mapper import canonical_json
-from app.domain.systemlog import entry_for
+from keyledger.adapters.keyspace import Keyspace
+from keyledger.domain import events as ev
+from keyledger.domain.mapper import canonical_json
+from keyledger.domain.systemlog import entry_for
 
 NAME = "syslog"
 
