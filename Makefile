@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit install clean bench system-deps
+.PHONY: run test lint typecheck unit install clean bench system-deps browser-deps
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 1; }
@@ -32,14 +32,32 @@ typecheck: $(STAMP)
 	@cp -rs "$(CURDIR)/policies" "$(CURDIR)/workers" build/typecheck/keyledger/
 	$(BIN)/mypy
 
-# The end-to-end suite puts a real nginx in front of keyledger (Debian: nginx-light).
+# The end-to-end suite puts a real nginx in front of keyledger (Debian: nginx-light) and
+# drives the console in Debian's headless Chromium (Debian: chromium).
 system-deps:
 	@command -v nginx >/dev/null 2>&1 || command -v /usr/sbin/nginx >/dev/null 2>&1 || { \
 	  echo "installing nginx-light (Debian package) for the forward-auth end-to-end test"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light \
 	  && { service nginx stop >/dev/null 2>&1 || true; }; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (Debian package) for the console's browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-test: lint typecheck system-deps
+# axe-core, which the console's browser tests inject into each page, from npm (exact version
+# and integrity hash in tests/e2e/npm/package-lock.json), installed under build/npm.
+AXE := build/npm/node_modules/axe-core/axe.min.js
+$(AXE): tests/e2e/npm/package.json tests/e2e/npm/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "installing npm (Debian package) for the browser tests' axe-core"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; }
+	@mkdir -p build/npm
+	cp tests/e2e/npm/package.json tests/e2e/npm/package-lock.json build/npm/
+	cd build/npm && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
+browser-deps: $(AXE)
+
+test: lint typecheck system-deps browser-deps
 	PATH="$(CURDIR)/$(BIN):$$PATH:/usr/sbin" $(BIN)/pytest
 
 unit: $(STAMP)

@@ -15,8 +15,8 @@ STATUS = 403
 ALLOWED = Decision.allow(NAME)
 
 READ_METHODS = frozenset({"GET", "HEAD"})
-AUDIT_PATHS = frozenset({"/v1/logs", "/v1/events"})
-VIEWER_EXCLUDED_PATHS = frozenset({"/v1/events"})
+AUDIT_PATHS = frozenset({"/v1/logs", "/v1/events", "/v1/audit/verify"})
+VIEWER_EXCLUDED_PATHS = frozenset({"/v1/events", "/v1/audit/verify"})
 
 
 def normalise_path(path: str) -> str:

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from flask import Response, request
 from flask.views import MethodView
 
+from keyledger.adapters.audit import ChainAuditor
 from keyledger.history import csv_row, events_after, history_item
 from keyledger.web import schemas as s
 from keyledger.web.auth import current_principal
@@ -126,3 +127,18 @@ class Events(MethodView):
             last = items[-1]
             links.append(link("next", after=last.version, afterId=last.id, limit=limit))
         return {"events": items, "links": links}
+
+
+@audit_blp.route("/audit/verify")
+class Verify(MethodView):
+    @audit_blp.response(200, s.AuditReportSchema)
+    def get(self) -> dict[str, Any]:
+        """Recompute the hash chain of the caller's account: what
+        ``keyledger audit verify --account`` reports (Owners and Logs Viewers).
+
+        The account's stream is walked from genesis, its end compared with the head Redis
+        keeps, and its entries matched one by one with the partition log. ``ok`` is false
+        when any link is broken; ``brokenLink`` then names the first one and why.
+        """
+        report = ChainAuditor(container().store).verify(current_principal().account_id)
+        return report.as_dict()

@@ -27,6 +27,7 @@ from keyledger.authn.authenticator import (
     Principal,
 )
 from keyledger.domain.events import Actor
+from keyledger.web import console
 from keyledger.web.errors import error_response, forbidden, unauthenticated
 
 log = logging.getLogger("keyledger.auth")
@@ -40,6 +41,8 @@ PUBLIC_ENDPOINTS = frozenset(
         "forward.check",  # authenticates the original request itself
     }
 )
+#: The console's page and files, and Swagger UI's files: public, like the OpenAPI document.
+PUBLIC_ENDPOINTS |= console.PUBLIC_ENDPOINTS
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -14,7 +14,7 @@ from keyledger.adapters.idempotency import IdempotencyStore
 from keyledger.adapters.ratelimit import RateLimiter
 from keyledger.bootstrap import Container, build, verify_partitions
 from keyledger.config import FORWARD_AUTH_HEADERS, Settings
-from keyledger.web import auth, errors, idempotency
+from keyledger.web import auth, console, errors, idempotency
 from keyledger.web.audit import audit_blp
 from keyledger.web.blueprint import Blueprint
 from keyledger.web.forward import ForwardAuthFastPath, forward_blp
@@ -67,7 +67,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/v1",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="swagger-ui",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        OPENAPI_SWAGGER_UI_URL=console.SWAGGER_UI_ASSETS,  # served here: no CDN
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         **config,
     )
@@ -88,6 +88,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     api.spec.options["security"] = [{"accountKey": [], "secretKey": []}]
     for blueprint in (health_blp, account_blp, users_blp, keys_blp, audit_blp, forward_blp):
         api.register_blueprint(blueprint)
+    console.install(app)
     errors.register(app)
     gate = auth.Gate(
         container.authenticator,

@@ -186,6 +186,29 @@ class EventsSchema(Schema):
     links = fields.List(fields.Nested(LinkSchema))
 
 
+class BrokenLinkSchema(Schema):
+    """``BrokenLink.as_dict()``: already in API (camelCase) form."""
+
+    accountId = fields.String()
+    version = fields.Integer(allow_none=True, metadata={"description": "1-based place in history"})
+    entryId = fields.String(allow_none=True, metadata={"description": "stream entry id"})
+    stream = fields.String(metadata={"description": "account, log, head or expected"})
+    key = fields.String(metadata={"description": "the Redis key where it was found"})
+    reason = fields.String()
+
+
+class AuditReportSchema(Schema):
+    """``AuditReport.as_dict()``: already in API (camelCase) form."""
+
+    ok = fields.Boolean(required=True, metadata={"description": "every link verifies"})
+    accounts = fields.Integer()
+    events = fields.Integer(metadata={"description": "events of the account checked"})
+    logEntries = fields.Integer(metadata={"description": "partition log entries matched"})
+    partitions = fields.Integer()
+    brokenLink = fields.Nested(BrokenLinkSchema, metadata={"description": "the first broken link"})
+    brokenAccounts = fields.Integer()
+
+
 def _entry_id(value: str) -> None:
     if parse_entry_id(value) is None:
         raise ValidationError("a stream entry id, e.g. 1795846140133-0")

@@ -8,7 +8,7 @@ journey wrote.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 import redis
@@ -53,3 +53,14 @@ def web(stack: Stack) -> WebServer:
 def tenant(stack: Stack) -> Tenant:
     """An account bootstrapped with the CLI, shared by the tests of a module."""
     return stack.bootstrap()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep each phase's report on the test item, so that a fixture can tell that its test
+    failed (the browser tests then save screenshots of every view)."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report

@@ -102,6 +102,20 @@ def test_the_wheel_installs_only_the_keyledger_package(wheel: Path) -> None:
     assert "keyledger/workers/projector.py" in names
 
 
+def test_the_wheel_carries_the_console_and_the_swagger_ui_template(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    console = ROOT / "app" / "web" / "console"
+    shipped = {
+        f"keyledger/web/console/{path.relative_to(console)}"
+        for path in console.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    assert "keyledger/web/console/static/js/main.js" in shipped
+    assert shipped <= names
+    assert "keyledger/templates/swagger_ui.html" in names
+
+
 def test_the_service_keeps_its_own_app_package(service: str) -> None:
     found = requests.get(f"{service}/whoami-package", timeout=5).json()
     assert found["app"] == "app"

@@ -38,6 +38,17 @@ def test_logs_viewer_may_get_the_system_log_and_the_event_history(path: str) -> 
     assert permits("Logs Viewer", "GET", path)
 
 
+@pytest.mark.parametrize("path", ["/v1/audit/verify", "/v1/audit/verify/"])
+def test_owner_and_logs_viewer_may_verify_the_history(path: str) -> None:
+    assert permits("Owner", "GET", path)
+    assert permits("Logs Viewer", "GET", path)
+
+
+@pytest.mark.parametrize("role", ["Viewer", "Member", "Manager", "Billing Admin"])
+def test_no_other_role_may_verify_the_history(role: str) -> None:
+    assert not permits(role, "GET", "/v1/audit/verify")
+
+
 @pytest.mark.parametrize(
     "path",
     ["/v1/", "/v1/users", "/v1/api-keys", "/v1/api-keys/ci-deploy-key", "/v1/logs/extra"],
