@@ -32,12 +32,18 @@ typecheck: $(STAMP)
 	@cp -rs "$(CURDIR)/policies" "$(CURDIR)/workers" build/typecheck/keyledger/
 	$(BIN)/mypy
 
-# The end-to-end suite puts a real nginx in front of keyledger (Debian: nginx-light).
+# The end-to-end suite puts a real nginx in front of keyledger (Debian: nginx-light);
+# the example alert rules are checked with promtool (Debian: prometheus, which ships it).
 system-deps:
 	@command -v nginx >/dev/null 2>&1 || command -v /usr/sbin/nginx >/dev/null 2>&1 || { \
 	  echo "installing nginx-light (Debian package) for the forward-auth end-to-end test"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light \
 	  && { service nginx stop >/dev/null 2>&1 || true; }; }
+	@command -v promtool >/dev/null 2>&1 || { \
+	  echo "installing prometheus (Debian package) for promtool, which checks the alert rules"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends prometheus \
+	  && { service prometheus stop >/dev/null 2>&1 || true; }; }
 
 test: lint typecheck system-deps
 	PATH="$(CURDIR)/$(BIN):$$PATH:/usr/sbin" $(BIN)/pytest
