@@ -27,6 +27,7 @@ from keyledger.authn.authenticator import (
     Principal,
 )
 from keyledger.domain.events import Actor
+from keyledger.observability.logs import redact_keys
 from keyledger.observability.observer import IGNORE, Observer
 from keyledger.web.errors import error_response, forbidden, unauthenticated
 
@@ -137,7 +138,7 @@ def denial(result: AuthResult, method: str, path: str) -> Response:
     log.info(
         "denied %r %r from %r: %s (%r) request_id=%s",
         method,
-        path,
+        redact_keys(path),  # a client may put a key in the path: never log it
         request.remote_addr,
         decision.policy,
         decision.reason,

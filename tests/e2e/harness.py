@@ -337,6 +337,13 @@ class Stack:
             self.wait_consuming(process)
         return process
 
+    def start_process(self, name: str, *args: str, **env: str) -> Process:
+        """``keyledger ARGS`` as a long-running process of the stack (e.g. ``worker``)."""
+        popen, log_path = self._spawn(name, [KEYLEDGER, *args], self.env(**env))
+        process = Process(name, popen, log_path)
+        self.processes.append(process)
+        return process
+
     @staticmethod
     def wait_consuming(process: Process) -> None:
         def consuming() -> bool:
