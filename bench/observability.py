@@ -33,8 +33,8 @@ from keyledger.observability.observer import IGNORE  # noqa: E402
 from keyledger.web.factory import create_app  # noqa: E402
 from keyledger.workers.projector import Projector  # noqa: E402
 
-ROUNDS = 7
-PER_ROUND = 5_000
+ROUNDS = 15
+PER_ROUND = 2_000
 
 
 def environ(path: str, headers: dict[str, str]) -> dict[str, Any]:
@@ -122,18 +122,23 @@ def main() -> None:
                 for name, (wsgi, setup) in variants.items():
                     setup()
                     samples[name].append(per_request_us(wsgi, env, PER_ROUND))
-                observed.log_requests = True  # type: ignore[attr-defined]
+                observed.log_requests = observer.logged = True  # type: ignore[attr-defined]
                 logs.configure("INFO", "json")
                 logging.getLogger().handlers[0].stream = open(os.devnull, "w")  # type: ignore[attr-defined]
                 json_samples.append(per_request_us(observed, env, PER_ROUND))
-                observed.log_requests = False  # type: ignore[attr-defined]
+                observed.log_requests = observer.logged = False  # type: ignore[attr-defined]
+            # Rounds run back to back, so a round's differences share the machine's noise.
             base = statistics.median(samples["none"])
-            with_metrics = statistics.median(samples["metrics"])
-            with_json = statistics.median(json_samples)
+            added = statistics.median(
+                m - n for m, n in zip(samples["metrics"], samples["none"], strict=True)
+            )
+            logged = statistics.median(
+                j - n for j, n in zip(json_samples, samples["none"], strict=True)
+            )
             print(
-                f"{label}: {base:.1f} us bare, {with_metrics:.1f} us with metrics "
-                f"(+{with_metrics - base:.1f} us), {with_json:.1f} us with metrics and the "
-                f"JSON request log (+{with_json - base:.1f} us); medians of {ROUNDS} x {PER_ROUND}"
+                f"{label}: {base:.1f} us uninstrumented; metrics add {added:.1f} us, metrics "
+                f"and the JSON request log {logged:.1f} us (medians of the differences of "
+                f"{ROUNDS} interleaved rounds of {PER_ROUND} requests)"
             )
     finally:
         stop.set()

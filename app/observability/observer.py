@@ -39,10 +39,9 @@ IGNORE = Observer()
 class RequestRecord:
     """What the WSGI middleware learns about the request it is serving, from deeper layers."""
 
-    __slots__ = ("route", "verdict")
+    __slots__ = ("verdict",)
 
     def __init__(self) -> None:
-        self.route: str | None = None
         self.verdict: Verdict | None = None
 
 

@@ -11,7 +11,7 @@ from keyledger.adapters.redis_client import connect
 from keyledger.observability.metrics import UNMATCHED, WebMetrics
 from keyledger.observability.observer import CURRENT_REQUEST, Observer
 from keyledger.observability.readiness import Readiness
-from keyledger.observability.wsgi import ObservedApp
+from keyledger.observability.wsgi import ROUTE_KEY, ObservedApp
 
 if TYPE_CHECKING:
     from keyledger.bootstrap import Container
@@ -26,15 +26,17 @@ class WebObserver(Observer):
     """Counts what the components report (when metrics are on) and hands the gate's
     verdict to the request being served (for its log line)."""
 
-    __slots__ = ("metrics",)
+    __slots__ = ("logged", "metrics")
 
-    def __init__(self, metrics: WebMetrics | None):
+    def __init__(self, metrics: WebMetrics | None, logged: bool):
         self.metrics = metrics
+        self.logged = logged
 
     def decided(self, verdict: Verdict) -> None:
-        record = CURRENT_REQUEST.get()
-        if record is not None:
-            record.verdict = verdict
+        if self.logged:
+            record = CURRENT_REQUEST.get()
+            if record is not None:
+                record.verdict = verdict
         if self.metrics is not None:
             self.metrics.decided(verdict)
 
@@ -61,7 +63,7 @@ def install(app: Flask, container: Container, gate: Gate) -> None:
         metrics = web_metrics()
         state = LogStateCollector(container.redis, container.keyspace)
         exposition = _exposition(metrics, state)
-    observer = WebObserver(metrics)
+    observer = WebObserver(metrics, logged=settings.log_format == "json")
     gate.observer = observer
     container.hasher.observer = observer
     container.store.observer = observer
@@ -72,10 +74,8 @@ def install(app: Flask, container: Container, gate: Gate) -> None:
 
     @app.teardown_request
     def note_route(_error: BaseException | None) -> None:
-        record = CURRENT_REQUEST.get()
-        if record is not None:
-            rule = request.url_rule
-            record.route = rule.rule if rule is not None else UNMATCHED
+        rule = request.url_rule
+        request.environ[ROUTE_KEY] = rule.rule if rule is not None else UNMATCHED
 
     app.wsgi_app = ObservedApp(  # type: ignore[method-assign]
         app.wsgi_app, metrics, exposition, readiness, settings.log_format == "json"

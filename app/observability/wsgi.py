@@ -3,9 +3,10 @@ and the operational endpoints ``/metrics`` and ``/readyz``.
 
 It wraps everything keyledger serves, the forward-auth fast path included
 (which answers before Flask), so every request is counted once, by the route
-template Flask matched (``teardown`` below records it) or ``unmatched``. The
-deeper layers report through ``observer.CURRENT_REQUEST``: the gate's verdict
-(who the caller is, or why it was refused) ends up in the request's log line.
+template Flask matched (``teardown`` below records it) or ``unmatched``. With
+the JSON request log on, the deeper layers report through
+``observer.CURRENT_REQUEST``: the gate's verdict (who the caller is, or why it
+was refused) ends up in the request's log line.
 
 ``/metrics`` and ``/readyz`` are answered here, before authentication, like
 ``/healthz``: they hold no account data and a load balancer or Prometheus has
@@ -31,9 +32,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("keyledger.request")
 
 METRICS_PATH = "/metrics"
+#: Where Flask (``web.install``'s teardown) leaves the matched route template.
+ROUTE_KEY = "keyledger.route"
 READY_PATH = "/readyz"
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
+Answer = tuple[str, list[tuple[str, str]], list[bytes]]
 Exposition = Callable[[str | None], tuple[bytes, str]]
 
 
@@ -54,40 +58,54 @@ class ObservedApp:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
-        record = RequestRecord()
-        token = CURRENT_REQUEST.set(record)
         response: list[Any] = []
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            response[:] = [status, headers]
+            response.append(status)
+            response.append(headers)
             return start_response(status, headers, exc_info)
 
         path = environ.get("PATH_INFO", "")
-        operational = environ.get("REQUEST_METHOD") in ("GET", "HEAD")
+        if environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            if path == READY_PATH:
+                environ[ROUTE_KEY] = READY_PATH
+                return self._served(environ, start_response, self._ready(environ), started)
+            if path == METRICS_PATH and self.exposition is not None:
+                environ[ROUTE_KEY] = METRICS_PATH
+                return self._served(environ, start_response, self._metrics(environ), started)
+        body: Iterable[bytes]
+        if not self.log_requests:
+            body = self.app(environ, start)
+            if response:
+                self._done(environ, None, response[-2], response[-1], time.perf_counter() - started)
+            return body
+        record = RequestRecord()
+        token = CURRENT_REQUEST.set(record)
         try:
-            if path == READY_PATH and operational:
-                record.route = READY_PATH
-                body = self._ready(environ, start)
-            elif path == METRICS_PATH and operational and self.exposition is not None:
-                record.route = METRICS_PATH
-                body = self._metrics(environ, start)
-            else:
-                body = self.app(environ, start)
+            body = self.app(environ, start)
         finally:
             CURRENT_REQUEST.reset(token)
         if response:
-            self._done(environ, record, response[0], response[1], time.perf_counter() - started)
+            self._done(environ, record, response[-2], response[-1], time.perf_counter() - started)
+        return body
+
+    def _served(
+        self, environ: Environ, start_response: StartResponse, answer: Answer, started: float
+    ) -> list[bytes]:
+        status, headers, body = answer
+        start_response(status, headers)
+        self._done(environ, None, status, headers, time.perf_counter() - started)
         return body
 
     def _done(
         self,
         environ: Environ,
-        record: RequestRecord,
+        record: RequestRecord | None,
         status_line: str,
         headers: list[tuple[str, str]],
         seconds: float,
     ) -> None:
-        route = record.route
+        route = environ.get(ROUTE_KEY)
         if route is None:
             # Only the fast path answers without Flask, and only at CHECK_PATH.
             route = CHECK_PATH if environ.get("PATH_INFO") == CHECK_PATH else UNMATCHED
@@ -101,7 +119,7 @@ class ObservedApp:
     @staticmethod
     def _log(
         environ: Environ,
-        record: RequestRecord,
+        record: RequestRecord | None,
         route: str,
         method: str,
         status: int,
@@ -117,7 +135,7 @@ class ObservedApp:
             "status": status,
             "duration_ms": round(seconds * 1000, 3),
         }
-        verdict = record.verdict
+        verdict = None if record is None else record.verdict
         if verdict is not None:
             principal = verdict.result.principal
             if principal is not None:
@@ -141,13 +159,13 @@ class ObservedApp:
             ("X-Request-Id", choose_request_id(environ.get("HTTP_X_REQUEST_ID"))),
         ]
 
-    def _ready(self, environ: Environ, start: StartResponse) -> list[bytes]:
+    def _ready(self, environ: Environ) -> Answer:
         ready, body = self.readiness.check()
         status = "200 OK" if ready else "503 Service Unavailable"
-        start(status, self._headers(environ, "application/json", len(body)))
-        return [b"" if environ.get("REQUEST_METHOD") == "HEAD" else body]
+        headers = self._headers(environ, "application/json", len(body))
+        return status, headers, [b"" if environ.get("REQUEST_METHOD") == "HEAD" else body]
 
-    def _metrics(self, environ: Environ, start: StartResponse) -> list[bytes]:
+    def _metrics(self, environ: Environ) -> Answer:
         assert self.exposition is not None
         try:
             body, content_type = self.exposition(environ.get("HTTP_ACCEPT"))
@@ -156,5 +174,5 @@ class ObservedApp:
             log.exception("cannot render the metrics")
             body, content_type = b"metrics unavailable\n", "text/plain; charset=utf-8"
             status = "503 Service Unavailable"
-        start(status, self._headers(environ, content_type, len(body)))
-        return [b"" if environ.get("REQUEST_METHOD") == "HEAD" else body]
+        headers = self._headers(environ, content_type, len(body))
+        return status, headers, [b"" if environ.get("REQUEST_METHOD") == "HEAD" else body]
