@@ -249,7 +249,8 @@ class Stack:
         env = {
             key: value
             for key, value in os.environ.items()
-            if not key.startswith("KEYLEDGER_") and key not in {"PORT", "WEB_CONCURRENCY"}
+            if not key.startswith("KEYLEDGER_")
+            and key not in {"PORT", "WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR"}
         }
         env.update(
             {
