@@ -33,7 +33,8 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # The end-to-end suite puts a real nginx in front of keyledger (Debian: nginx-light) and
-# drives the console in Debian's headless Chromium (Debian: chromium).
+# drives the console in Debian's headless Chromium (Debian: chromium); the example alert
+# rules are checked with promtool (Debian: prometheus, which ships it).
 system-deps:
 	@command -v nginx >/dev/null 2>&1 || command -v /usr/sbin/nginx >/dev/null 2>&1 || { \
 	  echo "installing nginx-light (Debian package) for the forward-auth end-to-end test"; \
@@ -42,6 +43,11 @@ system-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing chromium (Debian package) for the console's browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@command -v promtool >/dev/null 2>&1 || { \
+	  echo "installing prometheus (Debian package) for promtool, which checks the alert rules"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends prometheus \
+	  && { service prometheus stop >/dev/null 2>&1 || true; }; }
 
 # axe-core, which the console's browser tests inject into each page, from npm (exact version
 # and integrity hash in tests/e2e/npm/package-lock.json), installed under build/npm.

@@ -16,6 +16,11 @@
 | ``KEYLEDGER_AUTH_FAILURES_PER_MINUTE`` | ``60`` | failed authentications per source address (0: off) |
 | ``KEYLEDGER_AUTH_FAILURES_PER_KEY_MINUTE`` | ``10`` | failures per source address and key id |
 | ``KEYLEDGER_LOG_LEVEL`` | ``INFO`` | server log level |
+| ``KEYLEDGER_LOG_FORMAT`` | ``plain`` | ``plain`` text or ``json`` (one object per line) |
+| ``KEYLEDGER_METRICS`` | ``1`` | ``0``: no ``/metrics`` on the web port |
+| ``KEYLEDGER_READY_MAX_LAG_MS`` | ``5000`` | ``/readyz`` fails while the projector is further behind |
+| ``KEYLEDGER_PROJECTOR_METRICS_PORT`` | unset (off) | the projector's own ``/metrics`` port |
+| ``KEYLEDGER_WORKER_METRICS_PORT`` | unset (off) | the RQ worker's own ``/metrics`` port |
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ FORWARD_AUTH_HEADERS = {
     "original": ("X-Original-Method", "X-Original-URI"),
     "forwarded": ("X-Forwarded-Method", "X-Forwarded-Uri"),
 }
+LOG_FORMATS = ("plain", "json")
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
 
 
@@ -57,6 +63,12 @@ class Settings:
     log_level: str = "INFO"
     rate_limit_per_minute: int = 400
     throttle: ThrottleLimits = field(default_factory=ThrottleLimits)
+    #: Observability (``keyledger.observability``): log format, metrics and readiness.
+    log_format: str = "plain"
+    metrics: bool = True
+    ready_max_lag_ms: int = 5000
+    projector_metrics_port: int | None = None
+    worker_metrics_port: int | None = None
 
     def __post_init__(self) -> None:
         if not _NAMESPACE.fullmatch(self.namespace):
@@ -69,6 +81,16 @@ class Settings:
             raise ConfigError("KEYLEDGER_FORWARD_AUTH_HEADERS must be 'original' or 'forwarded'")
         if self.trusted_proxies < 0:
             raise ConfigError("KEYLEDGER_TRUSTED_PROXIES must be 0 or more")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError("KEYLEDGER_LOG_FORMAT must be 'plain' or 'json'")
+        if self.ready_max_lag_ms < 0:
+            raise ConfigError("KEYLEDGER_READY_MAX_LAG_MS must be 0 or more")
+        for name, port in (
+            ("KEYLEDGER_PROJECTOR_METRICS_PORT", self.projector_metrics_port),
+            ("KEYLEDGER_WORKER_METRICS_PORT", self.worker_metrics_port),
+        ):
+            if port is not None and not 1 <= port <= 65535:
+                raise ConfigError(f"{name} must be a port number (1-65535)")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -90,6 +112,11 @@ class Settings:
                         env.get("KEYLEDGER_AUTH_FAILURES_PER_KEY_MINUTE", "10")
                     ),
                 ),
+                "log_format": env.get("KEYLEDGER_LOG_FORMAT", "plain").strip().lower(),
+                "metrics": env.get("KEYLEDGER_METRICS", "1").strip() != "0",
+                "ready_max_lag_ms": int(env.get("KEYLEDGER_READY_MAX_LAG_MS", "5000")),
+                "projector_metrics_port": _port(env.get("KEYLEDGER_PROJECTOR_METRICS_PORT")),
+                "worker_metrics_port": _port(env.get("KEYLEDGER_WORKER_METRICS_PORT")),
                 "limits": Limits(
                     keys_per_account=int(env.get("KEYLEDGER_MAX_KEYS_PER_ACCOUNT", "1000")),
                     subnets_per_key=int(env.get("KEYLEDGER_MAX_SUBNETS_PER_KEY", "32")),
@@ -100,6 +127,11 @@ class Settings:
             raise ConfigError(f"bad setting: {exc}") from None
         values.update(overrides)
         return cls(**values)
+
+
+def _port(value: str | None) -> int | None:
+    """A port number, or None (off) when unset or empty."""
+    return int(value) if value and value.strip() else None
 
 
 def _flag(value: str) -> bool:

@@ -109,6 +109,17 @@ class AuthCache:
             time.sleep(0.005)
         return False
 
+    def live(self, wait: float) -> bool:
+        """Whether the subscription is confirmed and the server was heard from recently
+        (readiness). After a quiet spell the first ``sync`` sends a PING and distrusts
+        the cache until it is answered: wait up to ``wait`` seconds for that."""
+        deadline = time.monotonic() + wait
+        while self.sync() is None:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
     @property
     def epoch(self) -> int:
         """Counts invalidations and flushes: a lookup made before a change has an older one."""

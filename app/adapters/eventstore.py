@@ -32,6 +32,7 @@ from keyledger.domain.chain import GENESIS, chained
 from keyledger.domain.errors import ConcurrencyConflict
 from keyledger.domain.events import Event
 from keyledger.domain.mapper import from_record, to_record
+from keyledger.observability.observer import IGNORE, Observer
 
 APPEND_SCRIPT = """
 -- KEYS: account stream, partition stream, account head
@@ -92,6 +93,8 @@ class EventStore:
         self._heads: OrderedDict[str, tuple[int, str]] = OrderedDict()
         self._heads_capacity = remembered_heads
         self._lock = threading.Lock()
+        #: Told what was appended (metrics); installed by the entry point.
+        self.observer: Observer = IGNORE
 
     @store_call
     def append(self, account_id: str, expected_version: int, events: Sequence[Event]) -> Appended:
@@ -130,6 +133,7 @@ class EventStore:
                 raise self._conflict() from None
             raise
         self._remember(account_id, expected_version + len(records), records[-1]["hash"])
+        self.observer.appended(events)
         return Appended(partition, tuple(account_ids), tuple(log_ids))
 
     def _chain_head(self, account_id: str, expected_version: int) -> str:

@@ -122,3 +122,62 @@ def status(client: redis.Redis, keys: Keyspace) -> Status:
                 f"{p.halted.get('error')} (see 'keyledger deadletter list')"
             )
     return result
+
+
+#: Counts a partition's unapplied entries without sending them over the wire.
+COUNT_AFTER_SCRIPT = """
+-- KEYS[1]: a partition's log; ARGV[1]: exclusive start ('-' or '(id'); ARGV[2]: cap
+return #redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', tonumber(ARGV[2]))
+"""
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    """How far the projections of one partition are behind its log, as metrics show it."""
+
+    partition: int
+    #: Age of the oldest log entry not yet applied, on the Redis clock (0: none).
+    age_ms: int
+    #: Unapplied entries, counted up to the cap given to ``log_lag`` (None: not counted).
+    entries: int | None
+    halted: bool
+    dead_letters: int
+
+
+def log_lag(client: redis.Redis, keys: Keyspace, count_cap: int = 0) -> list[PartitionLag]:
+    """Every partition's lag in two round trips (plus one script call per partition when
+    ``count_cap`` asks for the number of unapplied entries).
+
+    The age of the oldest unapplied entry is the Redis server's time minus the
+    time in that entry's id (ids come from the same clock), so web hosts' clocks
+    do not matter.
+    """
+    pipe = client.pipeline(transaction=False)
+    pipe.time()
+    for partition in range(keys.partitions):
+        pipe.mget([keys.checkpoint(name, partition) for name in PROJECTIONS])
+        pipe.exists(keys.halted(partition))
+        pipe.xlen(keys.dead_letters(partition))
+    replies = pipe.execute()
+    seconds, micros = replies[0]
+    now_ms = int(seconds) * 1000 + int(micros) // 1000
+    starts, states = [], []
+    for partition in range(keys.partitions):
+        checkpoints, halted, dead = replies[1 + 3 * partition : 4 + 3 * partition]
+        behind = min((stream_id(c) if c else (0, 0)) for c in checkpoints)
+        starts.append("-" if behind == (0, 0) else f"({behind[0]}-{behind[1]}")
+        states.append((bool(halted), int(dead)))
+    counter = client.register_script(COUNT_AFTER_SCRIPT)
+    pipe = client.pipeline(transaction=False)
+    for partition, start in enumerate(starts):
+        pipe.xrange(keys.log(partition), min=start, count=1)
+        if count_cap:
+            counter(keys=[keys.log(partition)], args=[start, count_cap], client=pipe)
+    answers = iter(pipe.execute())
+    lags = []
+    for partition, (halted, dead) in enumerate(states):
+        oldest = as_entries(next(answers))
+        entries = int(next(answers)) if count_cap else None
+        age = max(0, now_ms - stream_id(oldest[0][0])[0]) if oldest else 0
+        lags.append(PartitionLag(partition, age, entries, halted, dead))
+    return lags

@@ -20,6 +20,8 @@ from collections import OrderedDict
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from keyledger.observability.observer import IGNORE, Observer
+
 TIME_COST = 2
 MEMORY_COST = 19456
 PARALLELISM = 1
@@ -42,6 +44,8 @@ class KeyHasher:
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_concurrent or os.cpu_count() or 2)
         self.argon2_verifications = 0
+        #: Told whether each check was answered from memory (metrics).
+        self.observer: Observer = IGNORE
         self._decoy = self._hasher.hash(secrets.token_urlsafe(32))
 
     def hash(self, token: str) -> str:
@@ -52,6 +56,7 @@ class KeyHasher:
 
     def burn(self, token: str) -> None:
         """Spend what a failed verification costs, for a key id that does not exist."""
+        self.observer.key_verified(False)
         with self._slots:
             self.argon2_verifications += 1
             with contextlib.suppress(VerificationError, InvalidHashError):
@@ -65,7 +70,9 @@ class KeyHasher:
         if remembered is not None and hmac.compare_digest(
             remembered.encode(), stored_hash.encode()
         ):
+            self.observer.key_verified(True)
             return True
+        self.observer.key_verified(False)
         if not stored_hash.isascii() or not stored_hash.startswith(POLICY_PREFIX):
             return False  # foreign parameters (maybe a tampered m=4GiB): refuse without computing
         with self._slots:

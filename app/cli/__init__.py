@@ -8,13 +8,14 @@ commands to ``main``:
 - ``processes``: the projector and ``run`` (every Procfile process)
 - ``audit``: hash-chain verification of the log
 - ``replay``: event replay and state at a point in time
+- ``tail``: the live audit feed (``events tail``)
 - ``projections``: rebuilds through the worker queue
 - ``status``: health of the log, the projections and the Redis settings
 """
 
 from __future__ import annotations
 
-from keyledger.cli import audit, operator, processes, projections, replay, status
+from keyledger.cli import audit, operator, processes, projections, replay, status, tail
 from keyledger.cli.common import main
 
-__all__ = ["audit", "main", "operator", "processes", "projections", "replay", "status"]
+__all__ = ["audit", "main", "operator", "processes", "projections", "replay", "status", "tail"]

@@ -56,6 +56,14 @@ def run(as_json: bool, action: Callable[[], None]) -> None:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+lines_option = click.option(
+    "--format",
+    "output",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+    help="One JSON object per line, or CSV with a header row.",
+)
 account_option = click.option("--account", "account_id", required=True, help="Account id.")
 
 

@@ -13,7 +13,15 @@ import click
 
 from keyledger import history
 from keyledger.adapters.eventstore import EventStore
-from keyledger.cli.common import account_option, container, emit, json_option, main, run
+from keyledger.cli.common import (
+    account_option,
+    container,
+    emit,
+    json_option,
+    lines_option,
+    main,
+    run,
+)
 from keyledger.domain.errors import NotFound
 
 POSITION_METAVAR = "VERSION|ENTRY-ID|TIME"
@@ -57,14 +65,7 @@ def events() -> None:
     metavar=POSITION_METAVAR,
     help=f"Last event, inclusive: {POSITION_HELP}.",
 )
-@click.option(
-    "--format",
-    "output",
-    type=click.Choice(["jsonl", "csv"]),
-    default="jsonl",
-    show_default=True,
-    help="One JSON object per line, or CSV with a header row.",
-)
+@lines_option
 def events_replay(
     account_id: str,
     start: history.Position | None,

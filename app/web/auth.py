@@ -27,6 +27,8 @@ from keyledger.authn.authenticator import (
     Principal,
 )
 from keyledger.domain.events import Actor
+from keyledger.observability.logs import redact_keys
+from keyledger.observability.observer import IGNORE, Observer
 from keyledger.web import console
 from keyledger.web.errors import error_response, forbidden, unauthenticated
 
@@ -82,6 +84,8 @@ class Gate:
     def __init__(self, authenticator: Authenticator, limiter: RateLimiter):
         self.authenticator = authenticator
         self.limiter = limiter
+        #: Told every verdict (metrics, the request log); installed by the entry point.
+        self.observer: Observer = IGNORE
 
     def evaluate(
         self,
@@ -100,8 +104,11 @@ class Gate:
             secret_key=secret_key,
         )
         if not result.allowed or result.principal is None or not self.limiter.enabled:
-            return Verdict(result)
-        return Verdict(result, self.limiter.hit(result.principal.account_key_id))
+            verdict = Verdict(result)
+        else:
+            verdict = Verdict(result, self.limiter.hit(result.principal.account_key_id))
+        self.observer.decided(verdict)
+        return verdict
 
     def admit(self, method: str, path: str, verdict: Verdict | None = None) -> Principal | Response:
         """Decide for the current Flask request (or render ``verdict`` made earlier)."""
@@ -134,7 +141,7 @@ def denial(result: AuthResult, method: str, path: str) -> Response:
     log.info(
         "denied %r %r from %r: %s (%r) request_id=%s",
         method,
-        path,
+        redact_keys(path),  # a client may put a key in the path: never log it
         request.remote_addr,
         decision.policy,
         decision.reason,

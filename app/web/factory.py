@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import Flask
@@ -14,6 +13,8 @@ from keyledger.adapters.idempotency import IdempotencyStore
 from keyledger.adapters.ratelimit import RateLimiter
 from keyledger.bootstrap import Container, build, verify_partitions
 from keyledger.config import FORWARD_AUTH_HEADERS, Settings
+from keyledger.observability import logs as observability_logs
+from keyledger.observability import web as observability
 from keyledger.web import auth, console, errors, idempotency
 from keyledger.web.audit import audit_blp
 from keyledger.web.blueprint import Blueprint
@@ -55,9 +56,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         verify_partitions(container)
         container.auth_cache.sync()  # starts subscribing to invalidations (in the background)
     settings = container.settings
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    observability_logs.configure(settings.log_level, settings.log_format)
 
     app = Flask("keyledger")
     app.config.update(
@@ -99,6 +98,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # Innermost first: the fast path sees the client address ProxyFix established.
     family = FORWARD_AUTH_HEADERS[settings.forward_auth_headers]
     app.wsgi_app = ForwardAuthFastPath(app.wsgi_app, gate, family)  # type: ignore[method-assign]
+    observability.install(app, container, gate)  # metrics, request log, /metrics, /readyz
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     idempotency.install(app, IdempotencyStore(container.redis, container.keyspace))

@@ -249,7 +249,8 @@ class Stack:
         env = {
             key: value
             for key, value in os.environ.items()
-            if not key.startswith("KEYLEDGER_") and key not in {"PORT", "WEB_CONCURRENCY"}
+            if not key.startswith("KEYLEDGER_")
+            and key not in {"PORT", "WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR"}
         }
         env.update(
             {
@@ -335,6 +336,13 @@ class Stack:
         self.processes.append(process)
         if wait:
             self.wait_consuming(process)
+        return process
+
+    def start_process(self, name: str, *args: str, **env: str) -> Process:
+        """``keyledger ARGS`` as a long-running process of the stack (e.g. ``worker``)."""
+        popen, log_path = self._spawn(name, [KEYLEDGER, *args], self.env(**env))
+        process = Process(name, popen, log_path)
+        self.processes.append(process)
         return process
 
     @staticmethod

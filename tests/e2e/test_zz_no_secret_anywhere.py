@@ -15,6 +15,7 @@ import re
 
 import pytest
 import redis
+import requests
 
 from tests.e2e.harness import (
     KNOWN_BUG_PREFIX,
@@ -35,8 +36,13 @@ ACCESS_LINE = re.compile(r' pid=<\d+> rid=(\S*) "[^"]*" (\d{3})$')
 
 
 def play_journey(stack: Stack, tenant: Tenant, web: WebServer) -> list[str]:
-    """Everything that creates, uses, changes or misuses a secret; returns this journey's."""
+    """Everything that creates, uses, changes or misuses a secret; returns this journey's.
+
+    The misuses go to a second web server writing JSON logs too
+    (KEYLEDGER_LOG_FORMAT=json), so the scan covers that format.
+    """
     owner = tenant.owner
+    json_web = stack.start_web("web-json", KEYLEDGER_LOG_FORMAT="json")
     other = stack.bootstrap("Leaky Corp")
     viewer = owner.add_user("Scan Viewer", role="Viewer")
     minted = [tenant.account_key, tenant.secret_key, other.account_key, other.secret_key]
@@ -60,9 +66,23 @@ def play_journey(stack: Stack, tenant: Tenant, web: WebServer) -> list[str]:
         (tenant.account_key, tenant.secret_key[:-1]),
     ]
     for account_key, secret_key in attempts:
-        client = web.client(account_key, secret_key)
-        assert client.get("/v1/").status_code in {200, 401, 403}
-        assert client.post("/v1/users", json={"name": "x"}).status_code in {400, 401, 403}
+        for server in (web, json_web):
+            client = server.client(account_key, secret_key)
+            assert client.get("/v1/").status_code in {200, 401, 403}
+            assert client.post("/v1/users", json={"name": "x"}).status_code in {400, 401, 403}
+            check = client.get(
+                "/v1/auth/check", headers={"X-Original-Method": "GET", "X-Original-URI": "/x"}
+            )
+            assert check.status_code in {200, 401, 403}
+    # A client that puts a key in the path: the path is logged, the key is not. (Sent
+    # without the response recorder: a 404 names the key name the client asked for.)
+    for keys in ((tenant.account_key, tenant.secret_key), (None, None)):
+        misplaced = requests.get(
+            f"{json_web.url}/v1/api-keys/{tenant.secret_key}",
+            headers=json_web.client(*keys).headers(),
+            timeout=30,
+        )
+        assert misplaced.status_code in {401, 404}
 
     owner.allow_subnet(kept, "127.0.0.0/8")
     owner.delete_key(doomed)
@@ -180,6 +200,9 @@ def test_no_secret_in_any_process_log(journey_done: list[str]) -> None:
     contents = {path: path.read_bytes() for path in files}
     assert any(b"denied" in text for text in contents.values())  # the auth log was written
 
+    json_logs = [text for text in contents.values() if b'"logger": "keyledger.request"' in text]
+    assert json_logs, "no JSON request log was scanned"
+
     leaks = [
         (label, path.name)
         for path, text in contents.items()
@@ -212,6 +235,12 @@ def test_no_request_of_the_session_got_a_server_error(journey_done: list[str]) -
         for line in path.read_text(errors="replace").splitlines()
     ]
     parsed = [m.groups() for line in lines if (m := ACCESS_LINE.search(line))]
+    parsed += [
+        (str(entry["request_id"]), str(entry["status"]))
+        for line in lines
+        if line.startswith('{"') and '"logger": "keyledger.request"' in line
+        for entry in [json.loads(line)]
+    ]
     assert len(parsed) >= 20, "the access logs were not found"
     errors = [
         (rid, status)

@@ -1,0 +1,94 @@
+"""Log output: plain text (the default) or one JSON object per line.
+
+``KEYLEDGER_LOG_FORMAT=json`` makes every record of the process one line of
+JSON: ``time`` (UTC, ISO-8601 with milliseconds), ``level``, ``logger``,
+``message``, ``pid``, then any fields the record carries (the request log adds
+``request_id``, ``method``, ``path``, ``status``, ``duration_ms`` and, when
+known, ``account_id``, ``key_name``, ``policy`` and ``reason``). The web
+server's own loggers in the process (gunicorn's, Granian's) get the same
+format, so a log shipper reads one format.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+from typing import Any
+
+#: Attributes every LogRecord has; anything else on a record is a field of the line.
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: Loggers of web servers that run keyledger in their workers.
+SERVER_LOGGERS = ("gunicorn.error", "gunicorn.access", "_granian", "granian.access")
+#: Anything shaped like a keyledger key is replaced in logged paths (a client may misplace one).
+KEY_SHAPE = re.compile(r"kl(?:ak|sk)_[0-9A-Za-z]{20,}")
+
+
+def redact_keys(text: str) -> str:
+    return KEY_SHAPE.sub("[redacted-key]", text) if "kl" in text else text
+
+
+def utc_time(created: float) -> str:
+    seconds = int(created)
+    millis = int((created - seconds) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line (newlines in values are escaped)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": utc_time(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": record.process,
+        }
+        for name, value in record.__dict__.items():
+            if name not in _STANDARD and not name.startswith("_"):
+                line[name] = value
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(line, default=str, ensure_ascii=False)
+
+
+def formatter(log_format: str) -> logging.Formatter:
+    return JsonFormatter() if log_format == "json" else logging.Formatter(PLAIN_FORMAT)
+
+
+def configure(level: str, log_format: str) -> None:
+    """Send this process's records to stderr in ``log_format`` ("plain" or "json").
+
+    Like ``logging.basicConfig``, plain text leaves a logging set up by someone
+    else (a host application, a test runner) alone; JSON adds its handler to it.
+    Calling it again changes the format of the handler it added. With JSON, the
+    web server's loggers in this process get the same format, and its access log
+    is silenced: keyledger's request log (``keyledger.request``) replaces it.
+    """
+    root = logging.getLogger()
+    ours = [h for h in root.handlers if getattr(h, "_keyledger", False)]
+    if not ours and (log_format == "json" or not root.handlers):
+        added = logging.StreamHandler(sys.stderr)
+        added._keyledger = True  # type: ignore[attr-defined]
+        root.addHandler(added)
+        ours = [added]
+    if not ours:
+        return
+    for handler in ours:
+        handler.setFormatter(formatter(log_format))
+    root.setLevel(level)
+    if log_format == "json":
+        for name in SERVER_LOGGERS:
+            for server_handler in logging.getLogger(name).handlers:
+                server_handler.setFormatter(JsonFormatter())
+        logging.getLogger("gunicorn.access").disabled = True
