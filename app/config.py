@@ -8,6 +8,7 @@
 | ``KEYLEDGER_APPLY_TIMEOUT_MS`` | ``3000`` | how long a change waits to be in effect |
 | ``KEYLEDGER_REDIS_TIMEOUT_MS`` | ``2000`` | socket timeout of web and CLI calls |
 | ``KEYLEDGER_TRUSTED_PROXIES`` | ``0`` | proxy hops whose ``X-Forwarded-For`` is trusted |
+| ``KEYLEDGER_TRUSTED_PROXY_ADDRESSES`` | ``127.0.0.1/32,::1/128`` | peers whose ``X-Forwarded-For`` is read |
 | ``KEYLEDGER_FORWARD_AUTH_HEADERS`` | ``original`` | ``original`` (nginx) or ``forwarded`` (Traefik) |
 | ``KEYLEDGER_ALLOW_ANY_SOURCE`` | ``false`` | accept ``0.0.0.0/0`` and ``::/0`` as subnets |
 | ``KEYLEDGER_MAX_KEYS_PER_ACCOUNT`` | ``1000`` | |
@@ -29,6 +30,7 @@ from typing import Any
 
 from keyledger.authn.throttle import ThrottleLimits
 from keyledger.domain.account import Limits
+from keyledger.domain.network import InvalidSubnet, canonical_subnet
 
 REDIS_URL_FILE = Path("var") / "redis.url"
 FORWARD_AUTH_HEADERS = {
@@ -36,6 +38,8 @@ FORWARD_AUTH_HEADERS = {
     "forwarded": ("X-Forwarded-Method", "X-Forwarded-Uri"),
 }
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
+#: The direct peers whose X-Forwarded-For is read (with KEYLEDGER_TRUSTED_PROXIES > 0).
+DEFAULT_TRUSTED_PROXY_ADDRESSES = ("127.0.0.1/32", "::1/128")
 
 
 class ConfigError(ValueError):
@@ -50,6 +54,8 @@ class Settings:
     apply_timeout: float = 3.0
     redis_timeout: float = 2.0
     trusted_proxies: int = 0
+    #: CIDRs of the direct peers (the last proxy) whose X-Forwarded-For is believed.
+    trusted_proxy_addresses: tuple[str, ...] = DEFAULT_TRUSTED_PROXY_ADDRESSES
     #: Which headers name the original request at /v1/auth/check: "original"
     #: (X-Original-Method/-URI, nginx) or "forwarded" (X-Forwarded-Method/-Uri, Traefik).
     forward_auth_headers: str = "original"
@@ -69,6 +75,8 @@ class Settings:
             raise ConfigError("KEYLEDGER_FORWARD_AUTH_HEADERS must be 'original' or 'forwarded'")
         if self.trusted_proxies < 0:
             raise ConfigError("KEYLEDGER_TRUSTED_PROXIES must be 0 or more")
+        for entry in self.trusted_proxy_addresses:
+            trusted_network(entry)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -81,6 +89,14 @@ class Settings:
                 "apply_timeout": int(env.get("KEYLEDGER_APPLY_TIMEOUT_MS", "3000")) / 1000,
                 "redis_timeout": int(env.get("KEYLEDGER_REDIS_TIMEOUT_MS", "2000")) / 1000,
                 "trusted_proxies": int(env.get("KEYLEDGER_TRUSTED_PROXIES", "0")),
+                "trusted_proxy_addresses": tuple(
+                    entry.strip()
+                    for entry in env.get(
+                        "KEYLEDGER_TRUSTED_PROXY_ADDRESSES",
+                        ",".join(DEFAULT_TRUSTED_PROXY_ADDRESSES),
+                    ).split(",")
+                    if entry.strip()
+                ),
                 "forward_auth_headers": env.get("KEYLEDGER_FORWARD_AUTH_HEADERS", "original"),
                 "log_level": env.get("KEYLEDGER_LOG_LEVEL", "INFO").upper(),
                 "rate_limit_per_minute": int(env.get("KEYLEDGER_RATE_LIMIT_PER_MINUTE", "400")),
@@ -100,6 +116,16 @@ class Settings:
             raise ConfigError(f"bad setting: {exc}") from None
         values.update(overrides)
         return cls(**values)
+
+
+def trusted_network(entry: str) -> str:
+    """The canonical CIDR of one KEYLEDGER_TRUSTED_PROXY_ADDRESSES entry (a bare address
+    is its own /32 or /128); ConfigError naming the entry when it is not one."""
+    text = entry if "/" in entry else f"{entry}/{128 if ':' in entry else 32}"
+    try:
+        return canonical_subnet(text, allow_any=True)
+    except InvalidSubnet as exc:
+        raise ConfigError(f"KEYLEDGER_TRUSTED_PROXY_ADDRESSES: {entry!r}: {exc}") from None
 
 
 def _flag(value: str) -> bool:
