@@ -36,7 +36,6 @@ PUBLIC_ENDPOINTS = frozenset(
         "health.healthz",
         "api-docs.openapi_json",
         "api-docs.openapi_swagger_ui",
-        "static",
         "forward.check",  # authenticates the original request itself
     }
 )

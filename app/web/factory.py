@@ -59,7 +59,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
-    app = Flask("keyledger")
+    # No static folder: Flask's default one would be a public route serving whatever
+    # files sit beside the package. Public files get their own blueprint, deliberately.
+    app = Flask("keyledger", static_folder=None)
     app.config.update(
         API_TITLE="keyledger",
         API_VERSION="v1",
