@@ -16,6 +16,8 @@
 | ``KEYLEDGER_RATE_LIMIT_PER_MINUTE`` | ``400`` | requests per account key and minute (0: off) |
 | ``KEYLEDGER_AUTH_FAILURES_PER_MINUTE`` | ``60`` | failed authentications per source address (0: off) |
 | ``KEYLEDGER_AUTH_FAILURES_PER_KEY_MINUTE`` | ``10`` | failures per source address and key id |
+| ``KEYLEDGER_AUTH_FAILURES_PER_NETWORK_MINUTE`` | ``240`` | failures per IPv4 /24 or IPv6 /48 |
+| ``KEYLEDGER_FAILED_VERIFICATIONS_PER_SECOND`` | ``10`` | failed argon2 verifications per process (0: off) |
 | ``KEYLEDGER_LOG_LEVEL`` | ``INFO`` | server log level |
 """
 
@@ -73,6 +75,8 @@ class Settings:
             raise ConfigError("KEYLEDGER_RATE_LIMIT_PER_MINUTE must be 0 (off) or more")
         if self.forward_auth_headers not in FORWARD_AUTH_HEADERS:
             raise ConfigError("KEYLEDGER_FORWARD_AUTH_HEADERS must be 'original' or 'forwarded'")
+        if self.throttle.failed_verifications_per_second < 0:
+            raise ConfigError("KEYLEDGER_FAILED_VERIFICATIONS_PER_SECOND must be 0 (off) or more")
         if self.trusted_proxies < 0:
             raise ConfigError("KEYLEDGER_TRUSTED_PROXIES must be 0 or more")
         for entry in self.trusted_proxy_addresses:
@@ -104,6 +108,12 @@ class Settings:
                     failures_per_source=int(env.get("KEYLEDGER_AUTH_FAILURES_PER_MINUTE", "60")),
                     failures_per_source_and_key=int(
                         env.get("KEYLEDGER_AUTH_FAILURES_PER_KEY_MINUTE", "10")
+                    ),
+                    failures_per_network=int(
+                        env.get("KEYLEDGER_AUTH_FAILURES_PER_NETWORK_MINUTE", "240")
+                    ),
+                    failed_verifications_per_second=int(
+                        env.get("KEYLEDGER_FAILED_VERIFICATIONS_PER_SECOND", "10")
                     ),
                 ),
                 "limits": Limits(

@@ -57,14 +57,22 @@ class KeyHasher:
             with contextlib.suppress(VerificationError, InvalidHashError):
                 self._hasher.verify(self._decoy, token)
 
+    def _remembered(self, digest: bytes, stored_hash: str) -> bool:
+        with self._lock:
+            remembered = self._verified.get(digest)
+        return remembered is not None and hmac.compare_digest(
+            remembered.encode(), stored_hash.encode()
+        )
+
+    def remembers(self, stored_hash: str, token: str) -> bool:
+        """True when this process already verified ``token`` against ``stored_hash``:
+        ``verify`` will answer without argon2."""
+        return self._remembered(self._digest(token), stored_hash)
+
     def verify(self, stored_hash: str, token: str) -> bool:
         """True when ``token`` matches ``stored_hash``; argon2 runs once per key and process."""
         digest = self._digest(token)
-        with self._lock:
-            remembered = self._verified.get(digest)
-        if remembered is not None and hmac.compare_digest(
-            remembered.encode(), stored_hash.encode()
-        ):
+        if self._remembered(digest, stored_hash):
             return True
         if not stored_hash.isascii() or not stored_hash.startswith(POLICY_PREFIX):
             return False  # foreign parameters (maybe a tampered m=4GiB): refuse without computing
