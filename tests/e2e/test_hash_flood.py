@@ -12,6 +12,7 @@ tests/integration/test_hash_floods.py; here the bound shows as the number of
 
 from __future__ import annotations
 
+import http.client
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -107,3 +108,39 @@ def test_failures_count_across_workers(shared: WebServer, tenant: Tenant) -> Non
         return [r.status_code for r in first + then]
 
     assert in_one_minute(check) == [401] * PER_KEY + [429] * 4
+
+
+def from_another_address(web: WebServer, headers: dict[str, str]) -> int:
+    """GET /v1/ over a socket bound to 127.0.0.2: a peer that is not the trusted proxy."""
+    host, port = web.url.removeprefix("http://").rsplit(":", 1)
+    connection = http.client.HTTPConnection(
+        host, int(port), timeout=15, source_address=("127.0.0.2", 0)
+    )
+    try:
+        connection.request("GET", "/v1/", headers=headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_rotating_x_forwarded_for_from_an_untrusted_peer_does_not_dodge_the_throttle(
+    shared: WebServer, tenant: Tenant
+) -> None:
+    """Issue 7, finding 2: the header is not believed from this peer, so every request
+    counts against the peer's own address."""
+    wrong = forge("klsk", key_id_of(tenant.secret_key))
+
+    def check() -> list[int]:
+        return [
+            from_another_address(
+                shared,
+                {
+                    "x-api-key": tenant.account_key,
+                    "x-api-secret-key": wrong,
+                    "X-Forwarded-For": f"203.0.{n}.9",
+                },
+            )
+            for n in range(PER_KEY + 3)
+        ]
+
+    assert in_one_minute(check) == [401] * PER_KEY + [429] * 3
