@@ -111,29 +111,15 @@ class Authenticator:
     ) -> AuthResult:
         source = source_ip or "-"
         key_ids = _key_ids(account_key, secret_key)
-        wait = self.throttle.before_lookup(Subject.of(source, key_ids))
+        subject = Subject.of(source, key_ids)
+        wait = self.throttle.before_lookup(subject)
         if wait is not None:
             return _throttled(wait, "too many failures")
         base = partial(AuthFacts, method=method, path=path, source_ip=source_ip)
-        hashed = False
-        if not account_key or not secret_key:
-            facts = base(credentials_problem="missing key header")
-        else:
-            try:
-                ak = parse(account_key, KeyKind.ACCOUNT)
-                sk = parse(secret_key, KeyKind.SECRET)
-            except MalformedKey as exc:
-                facts = base(credentials_problem=f"malformed key: {exc}")
-            else:
-                found = self.lookup.fetch(ak.key_id, sk.key_id)
-                hashed = not self._remembered(found, ak, sk)
-                if hashed:
-                    wait = self.throttle.before_hashing(Subject.of(source, key_ids))
-                    if wait is not None:
-                        return _throttled(wait, "failed verifications throttled before hashing")
-                facts = self._verified_facts(base, found, ak, sk)
-                if hashed and facts.secret_key_verified:
-                    self.throttle.verified()
+        gathered = self._gather(base, subject, account_key, secret_key)
+        if isinstance(gathered, AuthResult):
+            return gathered
+        facts, hashed = gathered
         decision = engine.evaluate(facts, self.policies)
         if not decision.allowed:
             if decision.status == 401:
@@ -153,6 +139,32 @@ class Authenticator:
             role=facts.user.role,
         )
         return AuthResult(decision, principal)
+
+    def _gather(
+        self,
+        base: partial[AuthFacts],
+        subject: Subject,
+        account_key: str | None,
+        secret_key: str | None,
+    ) -> tuple[AuthFacts, bool] | AuthResult:
+        """The facts, and whether argon2 ran for them; or the 429 when it may not run now."""
+        if not account_key or not secret_key:
+            return base(credentials_problem="missing key header"), False
+        try:
+            ak = parse(account_key, KeyKind.ACCOUNT)
+            sk = parse(secret_key, KeyKind.SECRET)
+        except MalformedKey as exc:
+            return base(credentials_problem=f"malformed key: {exc}"), False
+        found = self.lookup.fetch(ak.key_id, sk.key_id)
+        if self._remembered(found, ak, sk):
+            return self._verified_facts(base, found, ak, sk), False
+        wait = self.throttle.before_hashing(subject)
+        if wait is not None:
+            return _throttled(wait, "failed verifications throttled before hashing")
+        facts = self._verified_facts(base, found, ak, sk)
+        if facts.secret_key_verified:
+            self.throttle.verified()
+        return facts, True
 
     def _remembered(self, found: Lookup, ak: ParsedKey, sk: ParsedKey) -> bool:
         """Both keys verified by this process before: no argon2 will run."""

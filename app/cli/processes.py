@@ -90,10 +90,11 @@ def check_web_port() -> None:
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise click.ClickException(f"PORT={port!r} is not a port number")
     if not port_is_free(int(port), host):
+        free = next((p for p in range(int(port) + 1, 65536) if port_is_free(p, host)), None)
         raise click.ClickException(
             f"port {port} on {host} is already in use (another server, or another "
-            f"'make run'?): stop what listens there, or choose another port, "
-            f"for example PORT={int(port) + 1} make run"
+            f"'make run'?): stop what listens there, or choose another port with PORT"
+            + (f", for example PORT={free} make run" if free else "")
         )
 
 
