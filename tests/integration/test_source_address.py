@@ -111,9 +111,12 @@ def test_a_proxy_outside_the_configured_addresses_is_not_believed(world: World) 
 def throttled_client(world: World) -> FlaskClient:
     settings = dataclasses.replace(
         world.container.settings,
-        namespace=world.container.settings.namespace,
         trusted_proxies=1,
-        throttle=ThrottleLimits(failures_per_source=3, failures_per_source_and_key=100),
+        throttle=ThrottleLimits(
+            failures_per_source=3,
+            failures_per_source_and_key=100,
+            failed_verifications_per_second=0,  # the counts per source alone
+        ),
     )
     return create_app({"container": build(settings)}).test_client()
 
