@@ -37,12 +37,17 @@ WINDOW = 60  # seconds
 _K = TypeVar("_K", str, tuple[str, str])
 
 
+UNKNOWN_SOURCE = "-"
+
+
 def source_group(source: str) -> str:
     """Who counts as one source: an IPv4 address, or an IPv6 /64 (one subscriber's
-    network), so an attacker cannot dodge the limit by rotating through its /64."""
+    network), so an attacker cannot dodge the limit by rotating through its /64.
+    Every missing or malformed address is one source, "-": rotating through junk
+    values dodges nothing either, and no junk reaches a Redis key name."""
     address = client_address(source)
     if address is None:
-        return source
+        return UNKNOWN_SOURCE
     if address.version == 4:
         return str(address)
     return str(ipaddress.IPv6Network((int(address) >> 64 << 64, 64)))
@@ -52,7 +57,7 @@ def network_of(source: str) -> str:
     """The wider network a source belongs to for counting: IPv4 /24, IPv6 /48."""
     address = client_address(source)
     if address is None:
-        return source
+        return UNKNOWN_SOURCE
     bits = 24 if address.version == 4 else 48
     return str(ipaddress.ip_network((address, bits), strict=False))
 

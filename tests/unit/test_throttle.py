@@ -47,6 +47,18 @@ def test_a_source_belongs_to_its_ipv4_slash_24_or_ipv6_slash_48(source: str, net
     assert network_of(source) == network
 
 
+@pytest.mark.parametrize("junk", ["", "-", "garbage", "10.0.0.1%eth0", "10." + "1" * 10_000])
+def test_every_missing_or_malformed_address_is_one_source_in_one_network(junk: str) -> None:
+    assert source_group(junk) == network_of(junk) == "-"
+
+
+def test_rotating_through_junk_addresses_does_not_dodge_the_limit() -> None:
+    throttle = FailureThrottle(ThrottleLimits(failures_per_source=3), clock=lambda: 0.0)
+    for junk in ("a", "b", "c"):
+        throttle.failed(subject(junk))
+    assert throttle.retry_after(subject("d")) is not None
+
+
 def test_neighbouring_networks_are_different_networks() -> None:
     assert network_of("10.2.5.7") != network_of("10.2.6.7")
     assert network_of("2001:db8:1::1") != network_of("2001:db8:2::1")
