@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from keyledger.policies.role_permits import normalise_path, permits
+from keyledger.policies.role_permits import normalise_path, permits, plainly_path
 
 EVERY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 SOME_PATHS = ["/v1/", "/v1/users", "/v1/api-keys", "/v1/api-keys/ci-deploy-key", "/v1/logs"]
@@ -169,3 +169,10 @@ def test_the_logs_viewer_reads_the_audit_paths_in_any_case_with_a_trailing_slash
 )
 def test_the_logs_viewer_reads_only_what_is_plainly_an_audit_path(path: str) -> None:
     assert not permits("Logs Viewer", "GET", path)
+
+
+def test_a_plain_path_is_ascii_even_where_lower_casing_would_make_it_so() -> None:
+    """The Kelvin sign lower-cases to k: no listed path has a k today, the rule holds anyway."""
+    assert "/v1/\u212aeys".lower() == "/v1/keys"
+    assert plainly_path("/v1/\u212aeys") is None
+    assert plainly_path("/v1/KEYS/") == "/v1/keys"
