@@ -12,12 +12,13 @@ from keyledger.adapters.applied import AppliedWatch
 from keyledger.adapters.authcache import AuthCache
 from keyledger.adapters.authlookup import AuthLookup
 from keyledger.adapters.eventstore import EventStore
+from keyledger.adapters.failures import SharedFailureCounts
 from keyledger.adapters.keyspace import Keyspace
 from keyledger.adapters.redis_client import connect
 from keyledger.adapters.systemlog import SystemLogReader
 from keyledger.authn.authenticator import Authenticator
 from keyledger.authn.hashing import KeyHasher
-from keyledger.authn.throttle import FailureThrottle
+from keyledger.authn.throttle import Throttle
 from keyledger.config import ConfigError, Settings
 from keyledger.service import Clock, Ledger, utcnow
 
@@ -62,7 +63,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Container:
         authenticator=Authenticator(
             AuthLookup(client, keyspace, cache),
             hasher,
-            throttle=FailureThrottle(settings.throttle),
+            throttle=Throttle(settings.throttle, SharedFailureCounts(client, keyspace)),
         ),
         system_log=SystemLogReader(client, keyspace),
         hasher=hasher,

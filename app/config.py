@@ -8,6 +8,7 @@
 | ``KEYLEDGER_APPLY_TIMEOUT_MS`` | ``3000`` | how long a change waits to be in effect |
 | ``KEYLEDGER_REDIS_TIMEOUT_MS`` | ``2000`` | socket timeout of web and CLI calls |
 | ``KEYLEDGER_TRUSTED_PROXIES`` | ``0`` | proxy hops whose ``X-Forwarded-For`` is trusted |
+| ``KEYLEDGER_TRUSTED_PROXY_ADDRESSES`` | ``127.0.0.1/32,::1/128`` | peers whose ``X-Forwarded-For`` is read |
 | ``KEYLEDGER_FORWARD_AUTH_HEADERS`` | ``original`` | ``original`` (nginx) or ``forwarded`` (Traefik) |
 | ``KEYLEDGER_ALLOW_ANY_SOURCE`` | ``false`` | accept ``0.0.0.0/0`` and ``::/0`` as subnets |
 | ``KEYLEDGER_MAX_KEYS_PER_ACCOUNT`` | ``1000`` | |
@@ -15,6 +16,8 @@
 | ``KEYLEDGER_RATE_LIMIT_PER_MINUTE`` | ``400`` | requests per account key and minute (0: off) |
 | ``KEYLEDGER_AUTH_FAILURES_PER_MINUTE`` | ``60`` | failed authentications per source address (0: off) |
 | ``KEYLEDGER_AUTH_FAILURES_PER_KEY_MINUTE`` | ``10`` | failures per source address and key id |
+| ``KEYLEDGER_AUTH_FAILURES_PER_NETWORK_MINUTE`` | ``240`` | failures per IPv4 /24 or IPv6 /48 |
+| ``KEYLEDGER_FAILED_VERIFICATIONS_PER_SECOND`` | ``2`` | failed argon2 verifications per process (0: off) |
 | ``KEYLEDGER_LOG_LEVEL`` | ``INFO`` | server log level |
 | ``KEYLEDGER_LOG_FORMAT`` | ``plain`` | ``plain`` text or ``json`` (one object per line) |
 | ``KEYLEDGER_METRICS`` | ``1`` | ``0``: no ``/metrics`` on the web port |
@@ -34,6 +37,7 @@ from typing import Any
 
 from keyledger.authn.throttle import ThrottleLimits
 from keyledger.domain.account import Limits
+from keyledger.domain.network import InvalidSubnet, canonical_subnet
 
 REDIS_URL_FILE = Path("var") / "redis.url"
 FORWARD_AUTH_HEADERS = {
@@ -42,6 +46,8 @@ FORWARD_AUTH_HEADERS = {
 }
 LOG_FORMATS = ("plain", "json")
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
+#: The direct peers whose X-Forwarded-For is read (with KEYLEDGER_TRUSTED_PROXIES > 0).
+DEFAULT_TRUSTED_PROXY_ADDRESSES = ("127.0.0.1/32", "::1/128")
 
 
 class ConfigError(ValueError):
@@ -56,6 +62,8 @@ class Settings:
     apply_timeout: float = 3.0
     redis_timeout: float = 2.0
     trusted_proxies: int = 0
+    #: CIDRs of the direct peers (the last proxy) whose X-Forwarded-For is believed.
+    trusted_proxy_addresses: tuple[str, ...] = DEFAULT_TRUSTED_PROXY_ADDRESSES
     #: Which headers name the original request at /v1/auth/check: "original"
     #: (X-Original-Method/-URI, nginx) or "forwarded" (X-Forwarded-Method/-Uri, Traefik).
     forward_auth_headers: str = "original"
@@ -79,6 +87,8 @@ class Settings:
             raise ConfigError("KEYLEDGER_RATE_LIMIT_PER_MINUTE must be 0 (off) or more")
         if self.forward_auth_headers not in FORWARD_AUTH_HEADERS:
             raise ConfigError("KEYLEDGER_FORWARD_AUTH_HEADERS must be 'original' or 'forwarded'")
+        if self.throttle.failed_verifications_per_second < 0:
+            raise ConfigError("KEYLEDGER_FAILED_VERIFICATIONS_PER_SECOND must be 0 (off) or more")
         if self.trusted_proxies < 0:
             raise ConfigError("KEYLEDGER_TRUSTED_PROXIES must be 0 or more")
         if self.log_format not in LOG_FORMATS:
@@ -91,6 +101,8 @@ class Settings:
         ):
             if port is not None and not 1 <= port <= 65535:
                 raise ConfigError(f"{name} must be a port number (1-65535)")
+        for entry in self.trusted_proxy_addresses:
+            trusted_network(entry)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -103,6 +115,14 @@ class Settings:
                 "apply_timeout": int(env.get("KEYLEDGER_APPLY_TIMEOUT_MS", "3000")) / 1000,
                 "redis_timeout": int(env.get("KEYLEDGER_REDIS_TIMEOUT_MS", "2000")) / 1000,
                 "trusted_proxies": int(env.get("KEYLEDGER_TRUSTED_PROXIES", "0")),
+                "trusted_proxy_addresses": tuple(
+                    entry.strip()
+                    for entry in env.get(
+                        "KEYLEDGER_TRUSTED_PROXY_ADDRESSES",
+                        ",".join(DEFAULT_TRUSTED_PROXY_ADDRESSES),
+                    ).split(",")
+                    if entry.strip()
+                ),
                 "forward_auth_headers": env.get("KEYLEDGER_FORWARD_AUTH_HEADERS", "original"),
                 "log_level": env.get("KEYLEDGER_LOG_LEVEL", "INFO").upper(),
                 "rate_limit_per_minute": int(env.get("KEYLEDGER_RATE_LIMIT_PER_MINUTE", "400")),
@@ -110,6 +130,12 @@ class Settings:
                     failures_per_source=int(env.get("KEYLEDGER_AUTH_FAILURES_PER_MINUTE", "60")),
                     failures_per_source_and_key=int(
                         env.get("KEYLEDGER_AUTH_FAILURES_PER_KEY_MINUTE", "10")
+                    ),
+                    failures_per_network=int(
+                        env.get("KEYLEDGER_AUTH_FAILURES_PER_NETWORK_MINUTE", "240")
+                    ),
+                    failed_verifications_per_second=int(
+                        env.get("KEYLEDGER_FAILED_VERIFICATIONS_PER_SECOND", "2")
                     ),
                 ),
                 "log_format": env.get("KEYLEDGER_LOG_FORMAT", "plain").strip().lower(),
@@ -132,6 +158,16 @@ class Settings:
 def _port(value: str | None) -> int | None:
     """A port number, or None (off) when unset or empty."""
     return int(value) if value and value.strip() else None
+
+
+def trusted_network(entry: str) -> str:
+    """The canonical CIDR of one KEYLEDGER_TRUSTED_PROXY_ADDRESSES entry (a bare address
+    is its own /32 or /128); ConfigError naming the entry when it is not one."""
+    text = entry if "/" in entry else f"{entry}/{128 if ':' in entry else 32}"
+    try:
+        return canonical_subnet(text, allow_any=True)
+    except InvalidSubnet as exc:
+        raise ConfigError(f"KEYLEDGER_TRUSTED_PROXY_ADDRESSES: {entry!r}: {exc}") from None
 
 
 def _flag(value: str) -> bool:

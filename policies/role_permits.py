@@ -3,9 +3,23 @@
 Owner: everything. Viewer: reads only (GET, HEAD), except the raw event
 history. Logs Viewer: only the system log and the event history. Member,
 Manager and Billing Admin: nothing through the API. Unknown roles: nothing.
+
+Paths are compared case-insensitively and a trailing slash is ignored; beyond
+that, doubt always goes against the caller, because the protected service's
+router may read a path differently (Express ignores case, Java drops
+``;params``, Rails and old Spring treat ``/events.json`` as ``/events``):
+
+- an exclusion (the Viewer's ``/v1/events``) holds for every spelling that some
+  router could read as the excluded path (``maybe_path``);
+- an allow-list entry (the Logs Viewer's ``/v1/logs``) admits only a path that
+  is plainly that one: the same ASCII letters in any case, at most one
+  trailing slash (``plainly_path``). ``/v1/LOGS`` and ``/v1/logs/`` are the log;
+  ``/v1//logs``, ``/v1/logs.csv`` and ``/v1/logs/x`` are not.
 """
 
 from __future__ import annotations
+
+import unicodedata
 
 from keyledger.policies.decision import Decision
 from keyledger.policies.facts import AuthFacts
@@ -20,20 +34,52 @@ VIEWER_EXCLUDED_PATHS = frozenset({"/v1/events", "/v1/audit/verify"})
 
 
 def normalise_path(path: str) -> str:
+    """The path without query, fragment and trailing slashes."""
     path = path.split("?", 1)[0].split("#", 1)[0]
     if len(path) > 1 and path.endswith("/"):
         path = path.rstrip("/") or "/"
     return path
 
 
+def plainly_path(path: str) -> str | None:
+    """The path in lower case, without query and one trailing slash, when it is ASCII.
+
+    Non-ASCII never compares equal to a listed path, even where a router's case
+    folding would make it so (the long s, U+017F, folds to ``s``)."""
+    path = path.split("?", 1)[0].split("#", 1)[0]
+    if len(path) > 1 and path.endswith("/"):
+        path = path[:-1]
+    return path.lower() if path.isascii() else None
+
+
+def maybe_path(path: str) -> str:
+    """The path every listed path is compared with for an exclusion: folded as far as
+    any router might fold it (Unicode compatibility forms and case, ``;params``,
+    empty and dot segments, trailing dots and spaces, a ``.format`` suffix)."""
+    folded = unicodedata.normalize("NFKC", normalise_path(path)).casefold()
+    segments: list[str] = []
+    for raw in folded.split("/"):
+        segment = raw.split(";", 1)[0]
+        if segment == "..":
+            if segments:
+                segments.pop()
+            continue
+        segment = segment.rstrip(". ")
+        if segment:
+            segments.append(segment)
+    if segments:
+        segments[-1] = segments[-1].split(".", 1)[0]
+    return "/" + "/".join(segments)
+
+
 def permits(role: str, method: str, path: str) -> bool:
-    method, path = method.upper(), normalise_path(path)
+    method = method.upper()
     if role == "Owner":
         return True
     if role == "Viewer":
-        return method in READ_METHODS and path not in VIEWER_EXCLUDED_PATHS
+        return method in READ_METHODS and maybe_path(path) not in VIEWER_EXCLUDED_PATHS
     if role == "Logs Viewer":
-        return method in READ_METHODS and path in AUDIT_PATHS
+        return method in READ_METHODS and plainly_path(path) in AUDIT_PATHS
     return False
 
 

@@ -90,6 +90,10 @@ class Keyspace:
         partition = int(account_key_id[:2], 16) % self.partitions
         return f"{self.tag(partition)}:rl:{account_key_id}"
 
+    def failures(self, network: str) -> str:
+        """Failed authentications from one network (IPv4 /24, IPv6 /48) in this minute."""
+        return f"{self.namespace}:fail:{network}"
+
     def invalidations(self) -> str:
         """Pub/sub channel on which the projector names the accounts it changed."""
         return f"{self.namespace}:auth:invalidate"

@@ -2,7 +2,9 @@
 
 Malformed keys are refused before any Redis or argon2 work. The decision's
 reason is for the server log only; clients see one identical 401 for every
-authentication failure.
+authentication failure. Repeated failures are throttled (``throttle.Throttle``):
+in memory before anything else, and, only when an argon2 verification is about
+to run, against the ceiling and the counts every process shares.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from functools import partial
 
 from keyledger.adapters.authlookup import AuthLookup, Lookup
 from keyledger.authn.hashing import KeyHasher
-from keyledger.authn.throttle import FailureThrottle, ThrottleLimits
-from keyledger.domain.tokens import KeyKind, MalformedKey, parse
+from keyledger.authn.throttle import Subject, Throttle, ThrottleLimits
+from keyledger.domain.tokens import KeyKind, MalformedKey, ParsedKey, parse
 from keyledger.policies import (
     account_key_valid,
     api_enabled,
@@ -91,12 +93,12 @@ class Authenticator:
         lookup: AuthLookup,
         hasher: KeyHasher,
         policies: tuple[engine.Policy, ...] = engine.DEFAULT_POLICIES,
-        throttle: FailureThrottle | None = None,
+        throttle: Throttle | None = None,
     ):
         self.lookup = lookup
         self.hasher = hasher
         self.policies = policies
-        self.throttle = throttle or FailureThrottle(ThrottleLimits())
+        self.throttle = throttle or Throttle(ThrottleLimits())
 
     def authenticate(
         self,
@@ -109,14 +111,20 @@ class Authenticator:
     ) -> AuthResult:
         source = source_ip or "-"
         key_ids = _key_ids(account_key, secret_key)
-        wait = self.throttle.retry_after(source, key_ids)
+        subject = Subject.of(source, key_ids)
+        wait = self.throttle.before_lookup(subject)
         if wait is not None:
-            return AuthResult(Decision.deny(THROTTLE, "too many failures", 429), None, wait)
-        facts = self._gather(method, path, source_ip, account_key, secret_key)
+            return _throttled(wait, "too many failures")
+        base = partial(AuthFacts, method=method, path=path, source_ip=source_ip)
+        gathered = self._gather(base, subject, account_key, secret_key)
+        if isinstance(gathered, AuthResult):
+            return gathered
+        facts, hashed = gathered
         decision = engine.evaluate(facts, self.policies)
         if not decision.allowed:
             if decision.status == 401:
-                self.throttle.failed(source, _failed_key(decision.policy, key_ids))
+                failed = Subject.of(source, _failed_key(decision.policy, key_ids))
+                self.throttle.failed(failed, hashed=hashed)
             return AuthResult(decision, None)
         # guaranteed by the policies
         assert facts.account and facts.account_key and facts.secret_key and facts.user
@@ -132,29 +140,50 @@ class Authenticator:
         )
         return AuthResult(decision, principal)
 
+    def _gather(
+        self,
+        base: partial[AuthFacts],
+        subject: Subject,
+        account_key: str | None,
+        secret_key: str | None,
+    ) -> tuple[AuthFacts, bool] | AuthResult:
+        """The facts, and whether argon2 ran for them; or the 429 when it may not run now."""
+        if not account_key or not secret_key:
+            return base(credentials_problem="missing key header"), False
+        try:
+            ak = parse(account_key, KeyKind.ACCOUNT)
+            sk = parse(secret_key, KeyKind.SECRET)
+        except MalformedKey as exc:
+            return base(credentials_problem=f"malformed key: {exc}"), False
+        found = self.lookup.fetch(ak.key_id, sk.key_id)
+        if self._remembered(found, ak, sk):
+            return self._verified_facts(base, found, ak, sk), False
+        wait = self.throttle.before_hashing(subject)
+        if wait is not None:
+            return _throttled(wait, "failed verifications throttled before hashing")
+        facts = self._verified_facts(base, found, ak, sk)
+        if facts.secret_key_verified:
+            self.throttle.verified()
+        return facts, True
+
+    def _remembered(self, found: Lookup, ak: ParsedKey, sk: ParsedKey) -> bool:
+        """Both keys verified by this process before: no argon2 will run."""
+        return (
+            found.account_key_hash is not None
+            and found.secret_key_hash is not None
+            and self.hasher.remembers(found.account_key_hash, ak.token)
+            and self.hasher.remembers(found.secret_key_hash, sk.token)
+        )
+
     def _verify(self, stored_hash: str | None, token: str) -> bool:
         if stored_hash is None:
             self.hasher.burn(token)
             return False
         return self.hasher.verify(stored_hash, token)
 
-    def _gather(
-        self,
-        method: str,
-        path: str,
-        source_ip: str | None,
-        account_key: str | None,
-        secret_key: str | None,
+    def _verified_facts(
+        self, base: partial[AuthFacts], found: Lookup, ak: ParsedKey, sk: ParsedKey
     ) -> AuthFacts:
-        base = partial(AuthFacts, method=method, path=path, source_ip=source_ip)
-        if not account_key or not secret_key:
-            return base(credentials_problem="missing key header")
-        try:
-            ak = parse(account_key, KeyKind.ACCOUNT)
-            sk = parse(secret_key, KeyKind.SECRET)
-        except MalformedKey as exc:
-            return base(credentials_problem=f"malformed key: {exc}")
-        found: Lookup = self.lookup.fetch(ak.key_id, sk.key_id)
         # Every refusal of a well-formed key costs one argon2 computation, whether
         # the key id is unknown or the secret is wrong, so timing does not tell
         # them apart; the secret key is only looked at once the account key passed.
@@ -168,3 +197,7 @@ class Authenticator:
             secret_key_verified=sk_ok,
             user=found.user,
         )
+
+
+def _throttled(wait: int, reason: str) -> AuthResult:
+    return AuthResult(Decision.deny(THROTTLE, reason, 429), None, wait)

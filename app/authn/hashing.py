@@ -62,14 +62,22 @@ class KeyHasher:
             with contextlib.suppress(VerificationError, InvalidHashError):
                 self._hasher.verify(self._decoy, token)
 
+    def _remembered(self, digest: bytes, stored_hash: str) -> bool:
+        with self._lock:
+            remembered = self._verified.get(digest)
+        return remembered is not None and hmac.compare_digest(
+            remembered.encode(), stored_hash.encode()
+        )
+
+    def remembers(self, stored_hash: str, token: str) -> bool:
+        """True when this process already verified ``token`` against ``stored_hash``:
+        ``verify`` will answer without argon2."""
+        return self._remembered(self._digest(token), stored_hash)
+
     def verify(self, stored_hash: str, token: str) -> bool:
         """True when ``token`` matches ``stored_hash``; argon2 runs once per key and process."""
         digest = self._digest(token)
-        with self._lock:
-            remembered = self._verified.get(digest)
-        if remembered is not None and hmac.compare_digest(
-            remembered.encode(), stored_hash.encode()
-        ):
+        if self._remembered(digest, stored_hash):
             self.observer.key_verified(True)
             return True
         self.observer.key_verified(False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from keyledger.adapters.embedded import EmbeddedRedis, port_is_free
+from keyledger.adapters.embedded import DataDirInUse, EmbeddedRedis, alive, port_is_free
 from keyledger.adapters.redis_client import connect
 from keyledger.bootstrap import check_partitions
 from keyledger.cli.common import container, main
@@ -22,6 +23,7 @@ from keyledger.observability import logs as observability_logs
 DEFAULT_EMBEDDED_PORT = 6380
 #: The web workers' prometheus_client multiprocess directory that ``run`` prepares.
 METRICS_DIR = Path("var") / "metrics"
+EMBEDDED_DATA = Path("var") / "redis"
 
 
 @main.command()
@@ -87,35 +89,93 @@ def worker(burst: bool) -> None:
 @main.command()
 @click.option("--procfile", default="Procfile", show_default=True)
 def run(procfile: str) -> None:
-    """Run every Procfile process (honcho); start an embedded Redis if REDIS_URL is unset."""
+    """Run every Procfile process (honcho); start an embedded Redis if REDIS_URL is unset.
+
+    Stops at once, naming what is in the way, when another ``keyledger run`` serves
+    this directory's data or the web port is taken.
+    """
     from honcho.command import main as honcho_main
 
     embedded: EmbeddedRedis | None = None
+    metrics_dir: Path | None = None
+    url = ""
     if not os.environ.get("REDIS_URL"):
-        port = DEFAULT_EMBEDDED_PORT if port_is_free(DEFAULT_EMBEDDED_PORT) else None
-        embedded = EmbeddedRedis(Path("var") / "redis", port=port, persistent=True)
-        url = embedded.start()
-        REDIS_URL_FILE.parent.mkdir(parents=True, exist_ok=True)
-        REDIS_URL_FILE.write_text(url + "\n")
-        os.environ["REDIS_URL"] = url
-        click.echo(
-            f"embedded Redis listening on {url} (data in {embedded.data_dir}); "
-            f"the keyledger CLI in this directory finds it via {REDIS_URL_FILE}",
-            err=True,
-        )
-    os.environ.setdefault("PORT", "8080")
-    # The web workers count into per-process files here, summed by any worker's
-    # /metrics; emptied at each start, as prometheus_client requires.
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        shutil.rmtree(METRICS_DIR, ignore_errors=True)
-        METRICS_DIR.mkdir(parents=True)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR.resolve())
-    bindir = str(Path(sys.executable).parent)
-    os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+        embedded = EmbeddedRedis(EMBEDDED_DATA, port=None, persistent=True)
+        try:
+            embedded.lock.acquire()
+        except DataDirInUse as exc:
+            raise click.ClickException(already_running(exc)) from None
     try:
+        check_web_port()
+        if embedded is not None:
+            if port_is_free(DEFAULT_EMBEDDED_PORT):
+                embedded.port = DEFAULT_EMBEDDED_PORT
+            url = embedded.start()
+            REDIS_URL_FILE.parent.mkdir(parents=True, exist_ok=True)
+            REDIS_URL_FILE.write_text(url + "\n")
+            os.environ["REDIS_URL"] = url
+            click.echo(
+                f"embedded Redis listening on {url} (data in {embedded.data_dir}); "
+                f"the keyledger CLI in this directory finds it via {REDIS_URL_FILE}",
+                err=True,
+            )
+        os.environ.setdefault("PORT", "8080")
+        # The web workers count into per-process files here, summed by any worker's
+        # /metrics; emptied at each start, as prometheus_client requires. Only after the
+        # checks above: a run that stops at once must not empty a running one's directory.
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            shutil.rmtree(METRICS_DIR, ignore_errors=True)
+            METRICS_DIR.mkdir(parents=True)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR.resolve())
+            metrics_dir = METRICS_DIR
+        bindir = str(Path(sys.executable).parent)
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
         honcho_main(["start", "-f", procfile])
     finally:
-        shutil.rmtree(METRICS_DIR, ignore_errors=True)
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         if embedded is not None:
             embedded.stop()
-            REDIS_URL_FILE.unlink(missing_ok=True)
+            forget_address(url)
+
+
+def check_web_port() -> None:
+    """Stop at once when the web process could not listen on HOST:PORT."""
+    host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8080")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.ClickException(f"PORT={port!r} is not a port number")
+    if not port_is_free(int(port), host):
+        free = next((p for p in range(int(port) + 1, 65536) if port_is_free(p, host)), None)
+        raise click.ClickException(
+            f"port {port} on {host} is already in use (another server, or another "
+            f"'make run'?): stop what listens there, or choose another port with PORT"
+            + (f", for example PORT={free} make run" if free else "")
+        )
+
+
+def already_running(exc: DataDirInUse) -> str:
+    """Which instance holds the data directory, and how to stop it."""
+    holder = exc.holder
+    where = f"with its Redis at {holder['url']}" if holder.get("url") else "(still starting)"
+    pid, redis_pid = holder.get("pid"), holder.get("redisPid")
+    if alive(pid):
+        stop = f"stop it with Ctrl-C in its terminal, or: kill {pid}"
+        who = f"keyledger run (pid {pid})"
+    elif alive(redis_pid):
+        stop = f"stop that Redis with: kill {redis_pid}"
+        who = f"an embedded redis-server (pid {redis_pid}) left by a keyledger run that is gone"
+    else:
+        stop = "wait a moment and try again"
+        who = "another process"
+    return (
+        f"{who} is already serving the data in {exc.data_dir} {where}; "
+        f"not starting a second Redis on the same data. To use the running one, run the "
+        f"keyledger command in this directory; to start again, {stop}"
+    )
+
+
+def forget_address(url: str) -> None:
+    """Remove var/redis.url only when it still holds the address this run wrote."""
+    with contextlib.suppress(OSError):
+        if url and REDIS_URL_FILE.read_text().strip() == url:
+            REDIS_URL_FILE.unlink()

@@ -39,7 +39,6 @@ PUBLIC_ENDPOINTS = frozenset(
         "health.healthz",
         "api-docs.openapi_json",
         "api-docs.openapi_swagger_ui",
-        "static",
         "forward.check",  # authenticates the original request itself
     }
 )
@@ -150,7 +149,7 @@ def denial(result: AuthResult, method: str, path: str) -> Response:
     if decision.status == 429:
         return error_response(
             429,
-            "too many failed authentications from this address; retry later",
+            "too many failed authentications; retry later",
             "too_many_requests",
             headers={"Retry-After": str(result.retry_after or 60)},
         )

@@ -7,7 +7,6 @@ from typing import Any
 from flask import Flask
 from flask_smorest import Api
 from marshmallow import Schema, fields
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from keyledger.adapters.idempotency import IdempotencyStore
 from keyledger.adapters.ratelimit import RateLimiter
@@ -19,6 +18,7 @@ from keyledger.web import auth, console, errors, idempotency
 from keyledger.web.audit import audit_blp
 from keyledger.web.blueprint import Blueprint
 from keyledger.web.forward import ForwardAuthFastPath, forward_blp
+from keyledger.web.proxies import TrustedProxyFix
 from keyledger.web.schemas import ErrorSchema
 from keyledger.web.views import account_blp, keys_blp, users_blp
 
@@ -58,7 +58,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     settings = container.settings
     observability_logs.configure(settings.log_level, settings.log_format)
 
-    app = Flask("keyledger")
+    # No static folder: Flask's default one would be a public route serving whatever
+    # files sit beside the package. Public files get their own blueprint, deliberately.
+    app = Flask("keyledger", static_folder=None)
     app.config.update(
         API_TITLE="keyledger",
         API_VERSION="v1",
@@ -95,11 +97,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     app.extensions["keyledger.gate"] = gate
     auth.install(app, gate)
-    # Innermost first: the fast path sees the client address ProxyFix established.
+    # Innermost first: the fast path sees the client address the proxy fix established.
     family = FORWARD_AUTH_HEADERS[settings.forward_auth_headers]
     app.wsgi_app = ForwardAuthFastPath(app.wsgi_app, gate, family)  # type: ignore[method-assign]
     observability.install(app, container, gate)  # metrics, request log, /metrics, /readyz
     if settings.trusted_proxies:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
+        app.wsgi_app = TrustedProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, settings.trusted_proxies, settings.trusted_proxy_addresses
+        )
     idempotency.install(app, IdempotencyStore(container.redis, container.keyspace))
     return app

@@ -9,17 +9,16 @@ error (fail closed).
 
 from __future__ import annotations
 
-import posixpath
 import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote
 
 from flask import Response, current_app, request
 
 from keyledger.authn.authenticator import ACCOUNT_KEY_HEADER, SECRET_KEY_HEADER, Principal
 from keyledger.config import FORWARD_AUTH_HEADERS
 from keyledger.domain.errors import KeyledgerError
+from keyledger.domain.paths import AmbiguousPath, decided_path
 from keyledger.web.auth import Gate, choose_request_id
 from keyledger.web.blueprint import Blueprint
 from keyledger.web.errors import error_response
@@ -30,13 +29,6 @@ METHOD = re.compile(r"[A-Z]{1,16}")
 MAX_URI = 8192
 
 
-def canonical_path(uri: str) -> str:
-    """The path a server routes on: decoded, slashes merged, dot segments resolved,
-    so ``/v1/%65vents`` or ``/v1/x/../events`` is decided as ``/v1/events``."""
-    path = unquote(uri.split("?", 1)[0].split("#", 1)[0])
-    return posixpath.normpath(re.sub("/{2,}", "/", path))
-
-
 #: Where a verdict made by ``ForwardAuthFastPath`` waits for the Flask view to render it.
 VERDICT_KEY = "keyledger.forward_verdict"
 FAILURE_KEY = "keyledger.forward_failure"
@@ -45,21 +37,23 @@ Header = Callable[[str], str | None]
 
 
 def original_request(header: Header, family: tuple[str, str]) -> tuple[str, str] | str:
-    """The original method and canonical path from the proxy's headers, or what is wrong.
+    """The original method and the path to decide on, from the proxy's headers, or what is
+    wrong (then the answer is 400: never a decision on a path routers could read otherwise).
 
     Only the configured header family is read: a proxy sets its own family, and
-    a client could add the other one to have a different request decided.
+    a client could add the other one to have a different request decided. The
+    Flask view and the WSGI fast path both call this, so both refuse alike.
     """
     method_header, uri_header = family
     method, uri = header(method_header), header(uri_header)
     if method is None or uri is None or not METHOD.fullmatch(method):
         return f"{method_header} and {uri_header} are required"
-    if len(uri) > MAX_URI or not uri.startswith("/") or not uri.isprintable():
-        return "X-Original-URI must be an absolute path"
-    path = canonical_path(uri)
-    if not path.startswith("/") or not path.isprintable():
-        return "X-Original-URI must be an absolute path"
-    return method, path
+    if len(uri) > MAX_URI:
+        return f"{uri_header} is longer than {MAX_URI} characters"
+    try:
+        return method, decided_path(uri)
+    except AmbiguousPath as exc:
+        return f"{uri_header} refused: {exc}; routers disagree on such URIs"
 
 
 def identity_headers(principal: Principal) -> dict[str, str]:

@@ -133,6 +133,34 @@ def statuses(responses: list[requests.Response]) -> list[int]:
     return [r.status_code for r in responses]
 
 
+def answered_by_every_worker(
+    web: WebServer, client: ApiClient, expect: int, workers: int, rounds: int = 40
+) -> None:
+    """Bursts of ``GET /v1/`` until each of the ``workers`` processes answered ``expect``
+    (every burst must answer it), so that each has verified or refused the key itself."""
+    pids: set[str] = set()
+    for _ in range(rounds):
+        responses = burst(client, n=12, concurrency=8)
+        assert statuses(responses) == [expect] * len(responses)
+        pids.update(web.worker_of([r.headers["X-Request-Id"] for r in responses]).values())
+        if len(pids) == workers:
+            return
+    raise AssertionError(f"only workers {sorted(pids)} answered in {rounds} bursts")
+
+
+def in_one_minute(check: Callable[[], T], margin: float = 15) -> T:
+    """Run ``check`` (a few seconds at most) inside one one-minute window of this machine's
+    clock, which counts of failures and requests use: with less than ``margin`` seconds of
+    the current minute left, wait for the next one first."""
+    into_window = time.time() % 60
+    if into_window > 60 - margin:
+        time.sleep(60 - into_window + 0.05)  # wait for a fresh window, not for a result
+    window = int(time.time() // 60)
+    result = check()
+    assert int(time.time() // 60) == window, "the check took longer than its margin"
+    return result
+
+
 def forge(kind: str, key_id: str | None = None, partition: int = 0) -> str:
     """A well-formed key (valid layout and checksum) that keyledger never issued.
 
@@ -259,9 +287,11 @@ class Stack:
                 "KEYLEDGER_PARTITIONS": "4",
                 # Every request of these tests comes from 127.0.0.1, many times a second
                 # and often with wrong keys on purpose: the rate limit and the failure
-                # throttle are off, except in test_rate_limits, which sets its own.
+                # throttle (with the ceiling on failed verifications) are off, except in
+                # test_rate_limits, which sets its own.
                 "KEYLEDGER_RATE_LIMIT_PER_MINUTE": "0",
                 "KEYLEDGER_AUTH_FAILURES_PER_MINUTE": "0",
+                "KEYLEDGER_FAILED_VERIFICATIONS_PER_SECOND": "0",
                 "PYTHONUNBUFFERED": "1",
                 "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             }

@@ -18,8 +18,10 @@ without it these tests fail, they do not skip.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -36,6 +38,7 @@ import requests
 
 from tests.e2e.harness import (
     MINTED,
+    ROOT,
     Process,
     Stack,
     Tenant,
@@ -69,58 +72,19 @@ def nginx_binary() -> str:
     return found
 
 
-#: What the README shows, verbatim: ``{keyledger}`` is keyledger's address (host:port),
-#: ``{upstream}`` the protected service's.
-KEYLEDGER_LOCATIONS = r"""
-    # Every request to this server is first checked by keyledger.
-    location = /_keyledger {
-        internal;
-        proxy_pass http://{keyledger}/v1/auth/check;
-        proxy_pass_request_body off;
-        proxy_set_header Content-Length "";
-        proxy_set_header X-Original-URI $request_uri;
-        proxy_set_header X-Original-Method $request_method;
-        proxy_set_header X-Forwarded-For $remote_addr;
-    }
+def readme_locations() -> str:
+    """The nginx block of the README, as written, with its two addresses made placeholders:
+    ``{keyledger}`` is keyledger's address (host:port), ``{upstream}`` the protected service's.
+    The README's configuration is what these tests run, so the two cannot drift apart."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```nginx\n(.*?)```", readme, re.DOTALL)
+    assert len(blocks) == 1, "the README should show exactly one nginx configuration"
+    block = blocks[0]
+    assert block.count("127.0.0.1:8080") == 1 and block.count("127.0.0.1:9000") == 1
+    return block.replace("127.0.0.1:8080", "{keyledger}").replace("127.0.0.1:9000", "{upstream}")
 
-    location / {
-        auth_request /_keyledger;
-        auth_request_set $keyledger_account_id $upstream_http_x_account_id;
-        auth_request_set $keyledger_key_name $upstream_http_x_api_key_name;
-        auth_request_set $keyledger_user_id $upstream_http_x_user_id;
-        auth_request_set $keyledger_user_role $upstream_http_x_user_role;
-        # auth_request passes 2xx, 401 and 403 on and turns any other status into a 500:
-        # keep keyledger's status and Retry-After to answer 429 and 503 as keyledger did.
-        auth_request_set $keyledger_status $upstream_status;
-        auth_request_set $keyledger_retry_after $upstream_http_retry_after;
-        error_page 500 = @keyledger_error;
-        # The caller's remaining allowance (keyledger's rate limit), on every answer.
-        auth_request_set $keyledger_remaining $upstream_http_x_rate_limit_remaining;
-        add_header X-Rate-Limit-Remaining $keyledger_remaining always;
 
-        # Who the caller is, for the service (replacing anything the client sent) ...
-        proxy_set_header X-Account-Id $keyledger_account_id;
-        proxy_set_header X-Api-Key-Name $keyledger_key_name;
-        proxy_set_header X-User-Id $keyledger_user_id;
-        proxy_set_header X-User-Role $keyledger_user_role;
-        # ... and not the keys themselves: the service does not need them.
-        proxy_set_header x-api-key "";
-        proxy_set_header x-api-secret-key "";
-        proxy_pass http://{upstream};
-    }
-
-    location @keyledger_error {
-        default_type application/json;
-        if ($keyledger_status = 429) {
-            add_header Retry-After $keyledger_retry_after always;
-            return 429 '{"error":{"status":429,"code":"too_many_requests","description":"rate limit exceeded; retry later"}}\n';
-        }
-        if ($keyledger_status = 503) {
-            return 503 '{"error":{"status":503,"code":"service_unavailable","description":"authentication unavailable; retry later"}}\n';
-        }
-        return 500 '{"error":{"status":500,"code":"internal_error","description":"authentication failed to answer"}}\n';
-    }
-"""
+KEYLEDGER_LOCATIONS = readme_locations()
 
 #: The same without the error_page mapping: what nginx does by itself.
 UNMAPPED_LOCATIONS = r"""
@@ -493,6 +457,170 @@ def test_the_source_address_is_the_one_nginx_saw_not_the_one_the_client_claims(
 
     assert refused.status_code == 403
     assert allowed.status_code == 200
+
+
+# -- paths routers disagree on (issue 7, finding 1) ---------------------------------------------------
+def raw_get(
+    url: str, target: str, headers: dict[str, str], source: str | None = None
+) -> tuple[int, bytes]:
+    """GET ``target`` byte for byte (HTTP clients normalise dot segments and encodings),
+    from the local address ``source`` when given."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    bind = (source, 0) if source else None
+    with socket.create_connection((host, int(port)), timeout=TIMEOUT, source_address=bind) as sock:
+        head = [f"GET {target} HTTP/1.1", f"Host: {host}", "Connection: close"]
+        head += [f"{name}: {value}" for name, value in headers.items()]
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, response.read()
+
+
+@pytest.fixture(scope="module")
+def holders(tenant: Tenant) -> dict[str, Holder]:
+    return {role: new_holder(tenant, role) for role in ("Viewer", "Logs Viewer")}
+
+
+def through_nginx(
+    gateway: Gateway, upstream: Upstream, tenant: Tenant, secret: str, uri: str
+) -> tuple[int, bytes, list[str]]:
+    """What the client got for ``uri``, and the paths the service received meanwhile."""
+    mark = len(upstream.seen)
+    status, body = raw_get(gateway.main, uri, keys(tenant.account_key, secret))
+    return status, body, [seen["path"] for seen in upstream.requests_since(mark)]
+
+
+#: (role, original URI, what the client gets): every request the review demonstrated;
+#: each reached the service before the fix.
+DEMONSTRATED = [
+    ("Logs Viewer", "/v1/users/1%2F..%2F..%2Flogs", 400),
+    ("Logs Viewer", "/v1/admin/delete-all%2F..%2F..%2Flogs", 400),
+    ("Viewer", "/v1/Events", 403),
+    ("Viewer", "/v1/EVENTS", 403),
+    ("Viewer", "/v1/events;jsessionid=x", 400),
+    ("Viewer", "/v1/%2565vents", 400),
+    ("Viewer", "/v1/events%2e", 400),
+    ("Viewer", "/v1/events%20", 400),
+]
+
+
+@pytest.mark.parametrize(("role", "uri", "status"), DEMONSTRATED)
+def test_each_demonstrated_path_trick_is_stopped_at_nginx(
+    gateway: Gateway,
+    upstream: Upstream,
+    tenant: Tenant,
+    holders: dict[str, Holder],
+    role: str,
+    uri: str,
+    status: int,
+) -> None:
+    got, body, reached = through_nginx(gateway, upstream, tenant, holders[role].secret_key, uri)
+
+    assert got == status, body
+    if status == 400:  # keyledger's 400, kept by the README's error page
+        assert json.loads(body)["error"]["code"] == "invalid_input"
+    assert reached == []
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "/orders/1%2F..%2F..%2Fadmin",
+        "/orders/1%2f%2e%2e%2fadmin",
+        "/orders/%2e%2e/admin",
+        "/orders;role=owner",
+        "/orders%5Cadmin",
+        "/orders%00",
+        "/orders%0d%0aX-User-Role:%20Owner",
+        "/orders/x.",
+        "/orders/%25%32%66",
+    ],
+)
+def test_even_an_owner_gets_400_for_an_ambiguous_path_and_the_service_sees_nothing(
+    gateway: Gateway, upstream: Upstream, tenant: Tenant, uri: str
+) -> None:
+    got, body, reached = through_nginx(gateway, upstream, tenant, tenant.secret_key, uri)
+    assert (got, reached) == (400, []), body
+
+
+@pytest.mark.parametrize(
+    ("role", "uri", "status"),
+    [
+        ("Logs Viewer", "/v1/logs", 200),
+        ("Logs Viewer", "/v1/LOGS", 200),
+        ("Logs Viewer", "/v1/logs/?limit=5", 200),
+        ("Logs Viewer", "/v1/logs/x", 403),
+        ("Logs Viewer", "/v1//logs", 403),
+        ("Viewer", "/v1/users", 200),
+        ("Viewer", "/v1/%65vents", 403),
+        ("Viewer", "/v1//events", 403),
+    ],
+)
+def test_plain_paths_are_decided_by_the_role_and_reach_the_service_verbatim(
+    gateway: Gateway,
+    upstream: Upstream,
+    tenant: Tenant,
+    holders: dict[str, Holder],
+    role: str,
+    uri: str,
+    status: int,
+) -> None:
+    got, body, reached = through_nginx(gateway, upstream, tenant, holders[role].secret_key, uri)
+    assert got == status, body
+    assert reached == ([uri] if status == 200 else [])
+
+
+OVERRIDES = ("X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override")
+
+
+def test_method_override_headers_never_reach_the_service(
+    gateway: Gateway, upstream: Upstream, tenant: Tenant, holders: dict[str, Holder]
+) -> None:
+    """keyledger allowed a Viewer's GET; the service must not be told to run a DELETE."""
+    headers = {
+        **keys(tenant.account_key, holders["Viewer"].secret_key),
+        **dict.fromkeys(OVERRIDES, "DELETE"),
+    }
+    mark = len(upstream.seen)
+
+    assert via(gateway.main, "GET", "/orders/1", headers).status_code == 200
+
+    [seen] = upstream.requests_since(mark)
+    assert seen["method"] == "GET"
+    assert not {name.lower() for name in OVERRIDES} & set(seen["headerNames"])
+
+
+# -- the client's address (issue 7, finding 2) ----------------------------------------------------------
+@pytest.mark.parametrize("claim", ["10.2.5.7", "::ffff:a02:507"])
+@pytest.mark.parametrize("path", ["/v1/", "/v1/auth/check"])
+def test_a_client_reaching_keyledger_directly_cannot_claim_an_address(
+    keyledgers: Keyledgers, tenant: Tenant, claim: str, path: str
+) -> None:
+    """keyledger trusts one hop (as the README advises for forward auth) from its default
+    proxy address, 127.0.0.1: a client connecting from 127.0.0.2 is not that proxy."""
+    office = new_holder(tenant, "Owner", allowed=["10.2.5.0/24"])
+    headers = {
+        **keys(tenant.account_key, office.secret_key),
+        "X-Forwarded-For": claim,
+        "X-Original-Method": "GET",
+        "X-Original-URI": "/orders",
+    }
+    direct, body = raw_get(keyledgers.main.url, path, headers, source="127.0.0.2")
+    from_the_proxy, _ = raw_get(keyledgers.main.url, path, headers, source="127.0.0.1")
+
+    assert direct == 403, body
+    assert from_the_proxy == 200  # the same request from the trusted proxy's address
+
+
+def test_through_nginx_a_forwarded_for_sent_by_the_client_is_replaced(
+    gateway: Gateway, upstream: Upstream, tenant: Tenant
+) -> None:
+    office = new_holder(tenant, "Owner", allowed=["10.2.5.0/24"])
+    mark = len(upstream.seen)
+    for claim in ("10.2.5.7", "::ffff:a02:507"):
+        headers = {**keys(tenant.account_key, office.secret_key), "X-Forwarded-For": claim}
+        assert raw_get(gateway.main, "/orders", headers)[0] == 403
+    assert upstream.requests_since(mark) == []
 
 
 # -- revoked --------------------------------------------------------------------------------------------

@@ -1,42 +1,34 @@
 """Abuse resistance: the rate limit per account key and the throttle on repeated failures.
 
 Both count in fixed one-minute windows of the web processes' clock (this
-machine's). Each check takes a second or two and runs inside one window: when
-fewer than ``MARGIN`` seconds of the current minute are left, it first waits for
-the next one.
+machine's). Each check takes a second or two and runs inside one window
+(``in_one_minute``): near the end of a minute, it first waits for the next one.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Iterator
 
 import pytest
 import redis
 import requests
 
 from tests.e2e.client import ApiClient, error_of
-from tests.e2e.harness import Stack, Tenant, WebServer, forge, key_id_of, unique_key_name
+from tests.e2e.harness import (
+    Stack,
+    Tenant,
+    WebServer,
+    forge,
+    in_one_minute,
+    key_id_of,
+    unique_key_name,
+)
 
 pytestmark = pytest.mark.e2e
 
 LIMIT = 6
 PER_KEY_FAILURES = 3
 PER_SOURCE_FAILURES = 6
-MARGIN = 15
-T = TypeVar("T")
-
-
-def in_one_minute(check: Callable[[], T]) -> T:
-    """Run ``check`` (a second or two) inside one one-minute window of the servers' clock."""
-    into_window = time.time() % 60
-    if into_window > 60 - MARGIN:
-        time.sleep(60 - into_window + 0.05)  # wait for a fresh window, not for a result
-    window = int(time.time() // 60)
-    result = check()
-    assert int(time.time() // 60) == window, "the check took longer than its margin"
-    return result
 
 
 @pytest.fixture(scope="module")

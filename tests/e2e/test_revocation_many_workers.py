@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.client import ApiClient
-from tests.e2e.harness import Stack, Tenant, WebServer, burst, statuses, unique_key_name
+from tests.e2e.harness import Stack, Tenant, WebServer, answered_by_every_worker, unique_key_name
 
 pytestmark = pytest.mark.e2e
 
@@ -21,15 +21,8 @@ def many(stack: Stack) -> WebServer:
     return stack.start_web("web-many", workers=WORKERS)
 
 
-def every_worker_answers(web: WebServer, client: ApiClient, expect: int, rounds: int = 40) -> None:
-    pids: set[str] = set()
-    for _ in range(rounds):
-        responses = burst(client, n=12, concurrency=8)
-        assert statuses(responses) == [expect] * len(responses)
-        pids.update(web.worker_of([r.headers["X-Request-Id"] for r in responses]).values())
-        if len(pids) == WORKERS:
-            return
-    raise AssertionError(f"only workers {sorted(pids)} answered in {rounds} bursts")
+def every_worker_answers(web: WebServer, client: ApiClient, expect: int) -> None:
+    answered_by_every_worker(web, client, expect, WORKERS)
 
 
 def test_a_deleted_key_fails_at_once_in_every_worker(tenant: Tenant, many: WebServer) -> None:

@@ -710,9 +710,9 @@ def test_the_source_seen_through_one_proxy_is_the_last_forwarded_address(world: 
 
 
 # -- forward auth: spellings of one path must get one decision ------------------------------------
-#: Spellings of ``/v1/events`` (which a Viewer may not read) that a server serving the original
-#: request treats as that path: nginx decodes ``%XX``, merges slashes and resolves dot segments
-#: before routing, and passes the raw ``$request_uri`` to ``auth_request`` as X-Original-URI.
+#: Spellings of ``/v1/events`` (which a Viewer may not read) that every router reads as that
+#: path or that some router does (case-insensitive routers, merged slashes); nginx passes
+#: the raw ``$request_uri`` to ``auth_request`` as X-Original-URI, decoded here once.
 @pytest.mark.parametrize(
     "uri",
     [
@@ -722,13 +722,31 @@ def test_the_source_seen_through_one_proxy_is_the_last_forwarded_address(world: 
         "/v1/%65vents",
         "/v1//events",
         "//v1/events",
-        "/v1/./events",
-        "/v1/x/../events",
+        "/v1/Events",
+        "/v1/EVENTS",
+        "/v1/%45VENTS",
     ],
 )
 def test_forward_auth_decides_every_spelling_of_a_path_alike(world: World, uri: str) -> None:
     response = send(world, check(world, viewer_keys(world), "GET", uri))
     assert response.status_code == 403
+
+
+#: Spellings that some router reads as a different path than another one does: refused
+#: (400) rather than decided, whoever asks (issue 7, finding 1).
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "/v1/./events",
+        "/v1/x/../events",
+        "/v1/events;jsessionid=x",
+        "/v1/%2565vents",
+        "/v1/events%2e",
+    ],
+)
+def test_forward_auth_refuses_spellings_routers_disagree_on(world: World, uri: str) -> None:
+    response = send(world, check(world, viewer_keys(world), "GET", uri))
+    assert response.status_code == 400
 
 
 @pytest.mark.parametrize(

@@ -193,3 +193,36 @@ def test_a_change_to_the_same_value_is_a_200_that_records_nothing(
     )
     assert response.status_code == 200
     assert container.store.version(owner.account_id) == before
+
+
+# -- Flask's static endpoint (issue 7, finding 8) ---------------------------------------------------
+def test_the_app_has_no_static_route(client: FlaskClient) -> None:
+    """Flask's default static folder would be a public route to the files beside the package."""
+    rules = {rule.endpoint: rule.rule for rule in client.application.url_map.iter_rules()}
+    assert "static" not in rules
+    assert not any(rule.startswith("/static") for rule in rules.values())
+
+
+STATIC_PATHS = [
+    "/static/__init__.py",
+    "/static/web/factory.py",
+    "/static/../config.py",
+    "/static/",
+    "/static/app.js",
+]
+
+
+@pytest.mark.parametrize("path", STATIC_PATHS)
+def test_static_paths_need_keys_like_every_route(client: FlaskClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthenticated"
+
+
+@pytest.mark.parametrize("path", STATIC_PATHS)
+def test_static_paths_serve_no_file_even_to_an_owner(
+    client: FlaskClient, owner: Bootstrapped, path: str
+) -> None:
+    response = client.get(path, headers=headers(owner))
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "not_found"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from keyledger.policies.role_permits import normalise_path, permits
+from keyledger.policies.role_permits import normalise_path, permits, plainly_path
 
 EVERY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 SOME_PATHS = ["/v1/", "/v1/users", "/v1/api-keys", "/v1/api-keys/ci-deploy-key", "/v1/logs"]
@@ -106,3 +106,84 @@ def test_method_is_compared_case_insensitively() -> None:
 )
 def test_normalise_path_drops_query_fragment_and_trailing_slashes(raw: str, normal: str) -> None:
     assert normalise_path(raw) == normal
+
+
+# -- spellings (issue 7, finding 1): doubt goes against the caller ----------------------------
+#: Spellings of /v1/events that some router reads as /v1/events (case-insensitive routers,
+#: Java's ;params, Windows' trailing dots and spaces, Rails' .format, merged slashes, Unicode
+#: case folding and compatibility forms).
+EVENTS_SPELLINGS = [
+    "/v1/Events",
+    "/v1/EVENTS",
+    "/V1/events",
+    "/v1/events/",
+    "/v1/EVENTS/",
+    "/v1/events;jsessionid=x",
+    "/v1;x/events",
+    "/v1/events.",
+    "/v1/events ",
+    "/v1/events. .",
+    "/v1/events.json",
+    "/v1//events",
+    "//v1/events",
+    "/v1/./events",
+    "/v1/x/../events",
+    "/v1/event\u017f",  # long s: case-folds to s
+    "/v1/\uff45vents",  # full-width e: NFKC gives e
+    "/v1/EVENT\u017f",
+]
+
+
+@pytest.mark.parametrize("path", EVENTS_SPELLINGS)
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_the_viewers_exclusion_holds_for_every_spelling_of_the_event_history(
+    path: str, method: str
+) -> None:
+    assert not permits("Viewer", method, path)
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/events/x", "/v1/eventsx", "/v1/x/events", "/v1/event", "/v2/events", "/events"]
+)
+def test_a_viewer_may_read_paths_that_are_not_the_event_history(path: str) -> None:
+    assert permits("Viewer", "GET", path)
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/logs", "/v1/LOGS", "/v1/Logs/", "/V1/EVENTS", "/v1/events/", "/v1/logs?x=1"]
+)
+def test_the_logs_viewer_reads_the_audit_paths_in_any_case_with_a_trailing_slash(
+    path: str,
+) -> None:
+    assert permits("Logs Viewer", "GET", path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/logs/x",
+        "/v1/logs//",
+        "/v1//logs",
+        "//v1/logs",
+        "/v1/./logs",
+        "/v1/x/../logs",
+        "/v1/logs.csv",
+        "/v1/logs.",
+        "/v1/logs ",
+        "/v1/logs;x",
+        "/v1/log\u017f",  # long s: not plainly /v1/logs even if a router folds it
+        "/v1/LOG\u017f",
+        "/v1/\uff4cogs",  # full-width l
+        "/v1/logsx",
+        "/v1/users/1/../../logs",
+    ],
+)
+def test_the_logs_viewer_reads_only_what_is_plainly_an_audit_path(path: str) -> None:
+    assert not permits("Logs Viewer", "GET", path)
+
+
+def test_a_plain_path_is_ascii_even_where_lower_casing_would_make_it_so() -> None:
+    """The Kelvin sign lower-cases to k: no listed path has a k today, the rule holds anyway."""
+    assert "/v1/\u212aeys".lower() == "/v1/keys"
+    assert plainly_path("/v1/\u212aeys") is None
+    assert plainly_path("/v1/KEYS/") == "/v1/keys"

@@ -1,0 +1,43 @@
+"""The client's address: the TCP peer, or what a trusted proxy says it forwarded for.
+
+``X-Forwarded-For`` is something any client can send. It is read only when the
+direct peer (``REMOTE_ADDR``) is one of the configured proxies
+(``KEYLEDGER_TRUSTED_PROXY_ADDRESSES``), and then as Werkzeug's ``ProxyFix`` reads
+it: the address ``KEYLEDGER_TRUSTED_PROXIES`` hops from the right. A request from
+any other peer is decided on the peer's own address, header or not, so a client
+that reaches keyledger's port directly cannot claim to be inside a key's subnet
+or rotate its way past the failure throttle.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from typing import Any
+
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from keyledger.domain.network import IPNetwork, client_address
+
+
+def peer_is_trusted(remote_addr: str | None, networks: tuple[IPNetwork, ...]) -> bool:
+    """True when the direct peer lies in one of ``networks`` (an IPv4-mapped IPv6 peer,
+    as a dual-stack socket reports ``127.0.0.1``, counts as its IPv4 address)."""
+    address = client_address(remote_addr)
+    if address is None:
+        return False
+    return any(address.version == net.version and address in net for net in networks)
+
+
+class TrustedProxyFix:
+    """WSGI middleware: ``ProxyFix(x_for=hops)`` for requests from trusted peers only."""
+
+    def __init__(self, app: Any, hops: int, trusted: Iterable[str]):
+        self.app = app
+        self.networks = tuple(ipaddress.ip_network(cidr) for cidr in trusted)
+        self.proxied = ProxyFix(app, x_for=hops)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if peer_is_trusted(environ.get("REMOTE_ADDR"), self.networks):
+            return self.proxied(environ, start_response)
+        return self.app(environ, start_response)
