@@ -480,7 +480,7 @@ def test_csv_cells_a_spreadsheet_would_run_are_escaped(client, owner: Bootstrapp
     newest = dict(zip(CSV_HEADER, rows[1], strict=True))
     assert newest["originator"] == '\'=HYPERLINK("http://x")'
     assert newest["apiKeyName"] == "'-evil-key-01"
-    assert newest["description"].startswith("User '@Mallory'")
+    assert newest["description"].startswith('User "@Mallory"')
     key_rows = csv_rows(
         client.get("/v1/logs?resourceId=-evil-key-01", headers=headers(owner, Accept="text/csv"))
     )
