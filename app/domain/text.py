@@ -21,6 +21,9 @@ from __future__ import annotations
 import json
 import unicodedata
 
+#: ``json.dumps(value, ensure_ascii=False)`` for a string, without a new encoder per call.
+_json_string = json.JSONEncoder(ensure_ascii=False).encode
+
 
 def first_unprintable(text: str) -> tuple[int, str] | None:
     """Position and character of the first character a text field may not hold."""
@@ -56,7 +59,7 @@ def quoted(value: str) -> str:
     the result holds no control or format character even for a value recorded before
     such characters were refused; ``json.loads`` gives back the value.
     """
-    literal = json.dumps(value, ensure_ascii=False)
+    literal = _json_string(value)
     if literal.isprintable():
         return literal
     return "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in literal)
