@@ -14,11 +14,17 @@ the same link. The store remembers the last (version, hash) it read or wrote
 for recently used accounts: a change is decided on a state just read, so the
 hash is usually known without asking Redis, and a wrong memory can only cost a
 refused append (after which it is forgotten), never a fork.
+
+The same script keeps the account's budget of changes made through the API
+(``KEYLEDGER_CHANGES_PER_MINUTE``, counted on the Redis server's clock): past it
+nothing is written. Reading after a version (``read_after_version``) bisects the
+stream's ids instead of reading the history before it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -30,14 +36,15 @@ import redis
 from keyledger.adapters.keyspace import Keyspace
 from keyledger.adapters.redis_client import as_entries, store_call
 from keyledger.domain.chain import GENESIS, chained
-from keyledger.domain.errors import ConcurrencyConflict
+from keyledger.domain.errors import ConcurrencyConflict, TooManyChanges
 from keyledger.domain.events import Event
 from keyledger.domain.mapper import from_record, to_record
 
 APPEND_SCRIPT = """
--- KEYS: account stream, partition stream, account head
+-- KEYS: account stream, partition stream, account head, the account's change budget
 -- ARGV: expected version, expected head hash, new head hash, fields per event,
---       invalidation channel, its message, then the events' field/value pairs
+--       invalidation channel, its message, changes allowed per minute (0: no budget),
+--       then the events' field/value pairs
 local head = redis.call('HMGET', KEYS[3], 'version', 'hash')
 local current = tonumber(head[1] or '0')
 local expected = tonumber(ARGV[1])
@@ -47,16 +54,32 @@ end
 if (head[2] or string.rep('0', 64)) ~= ARGV[2] then
   return redis.error_reply('KLCONFLICT account head hash changed at version ' .. current)
 end
+-- The budget: changes per fixed one-minute window of the Redis server's clock.
+local budget, window, used = tonumber(ARGV[7]), nil, 0
+if budget > 0 then
+  local now = tonumber(redis.call('TIME')[1])
+  window = tostring(math.floor(now / 60))
+  if redis.call('HGET', KEYS[4], 'window') == window then
+    used = tonumber(redis.call('HGET', KEYS[4], 'count') or '0')
+  end
+  if used >= budget then
+    return redis.error_reply('KLBUDGET ' .. (60 - now % 60))
+  end
+end
 local width = tonumber(ARGV[4])
-local count = (#ARGV - 6) / width
+local count = (#ARGV - 7) / width
 local account_ids, log_ids = {}, {}
 for i = 0, count - 1 do
   local fields = {}
-  for j = 1, width do fields[j] = ARGV[6 + i * width + j] end
+  for j = 1, width do fields[j] = ARGV[7 + i * width + j] end
   account_ids[#account_ids + 1] = redis.call('XADD', KEYS[1], '*', unpack(fields))
   log_ids[#log_ids + 1] = redis.call('XADD', KEYS[2], '*', unpack(fields))
 end
 redis.call('HSET', KEYS[3], 'version', expected + count, 'hash', ARGV[3])
+if budget > 0 then
+  redis.call('HSET', KEYS[4], 'window', window, 'count', used + 1)
+  redis.call('PEXPIRE', KEYS[4], 61000)
+end
 -- Announce the change as recorded: every process re-reads the account's history
 -- before its next read of it (its authentication records stay as projected).
 redis.call('PUBLISH', ARGV[5], ARGV[6])
@@ -110,6 +133,7 @@ local page = redis.call('XRANGE', KEYS[1], id(ms, seq_low), '+', 'COUNT', tonumb
 if version_of(page[1]) ~= target then return false end
 return page
 """
+BUDGET_SPENT = re.compile(r"KLBUDGET (\d+)")
 
 
 @dataclass(frozen=True)
@@ -144,7 +168,20 @@ class EventStore:
         self._lock = threading.Lock()
 
     @store_call
-    def append(self, account_id: str, expected_version: int, events: Sequence[Event]) -> Appended:
+    def append(
+        self,
+        account_id: str,
+        expected_version: int,
+        events: Sequence[Event],
+        *,
+        change_budget: int = 0,
+    ) -> Appended:
+        """Append ``events`` if the account is still at ``expected_version``.
+
+        ``change_budget`` (per minute, 0: none) counts this append as one change against
+        the account's budget, in the same script: past it nothing is written and
+        ``TooManyChanges`` says when the window ends (Redis's clock).
+        """
         if not events:
             raise ValueError("nothing to append")
         for offset, event in enumerate(events, start=1):
@@ -160,6 +197,7 @@ class EventStore:
             str(width),
             self.keys.invalidations(),
             json.dumps([account_id]),
+            str(change_budget),
         ]
         for record in records:
             for name in sorted(record):
@@ -171,6 +209,7 @@ class EventStore:
                     self.keys.account_events(account_id),
                     self.keys.log(partition),
                     self.keys.account_head(account_id),
+                    self.keys.change_budget(account_id),
                 ],
                 args=argv,
             )
@@ -178,6 +217,13 @@ class EventStore:
             if "KLCONFLICT" in str(exc):
                 self._forget(account_id)
                 raise self._conflict() from None
+            budget_spent = BUDGET_SPENT.search(str(exc))
+            if budget_spent:
+                raise TooManyChanges(
+                    f"this account may record at most {change_budget} changes a minute "
+                    "through the API; retry when the minute is over",
+                    retry_after=max(int(budget_spent[1]), 1),
+                ) from None
             raise
         self._remember(account_id, expected_version + len(records), records[-1]["hash"])
         return Appended(partition, tuple(account_ids), tuple(log_ids))
