@@ -229,3 +229,26 @@ def test_a_rebuild_re_renders_entries_written_in_an_older_wording(
     description = newest_entry(client, owner)["description"]
     assert description.startswith('User "Old Red" with email "\\"\\u0007red')
     assert "\x07" not in description
+
+
+def test_a_sentence_given_as_a_name_to_the_cli_stays_inside_its_quotes(
+    cli, container: Container
+) -> None:
+    code, created = cli(
+        "account",
+        "create",
+        "--name",
+        'Acme "Inc"',
+        "--owner-name",
+        SENTENCE_NAME,
+        "--owner-email",
+        "bob@x.io",
+    )
+    assert code == 0
+    wait_until_applied(container)
+    page = container.system_log.page(created["accountId"], offset=0, limit=10)
+    assert [e["description"] for e in page.entries] == [
+        'User "Bob\' <x@y> added with role Owner. User \'Eve" with email "bob@x.io" '
+        "added with role Owner",
+        'Account "Acme \\"Inc\\"" registered',
+    ]
