@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit install clean bench system-deps browser-deps
+.PHONY: run test lint typecheck unit install clean bench bench-logs system-deps browser-deps
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 1; }
@@ -75,3 +75,9 @@ clean:
 bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { echo "installing wrk (Debian package)"; apt-get update -qq && apt-get install -y -qq wrk; }
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.run
+
+# Page latency of /v1/logs and /v1/events as one account's log grows (docs/design.md).
+# make bench-logs SIZES=1000,10000,100000,1000000 for the deep run.
+SIZES ?= 1000,10000,100000
+bench-logs: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.logs --sizes $(SIZES)

@@ -53,6 +53,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Container:
         settings.limits,
         settings.apply_timeout,
         clock,
+        settings.changes_per_minute,
     )
     return Container(
         settings=settings,

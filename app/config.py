@@ -14,6 +14,7 @@
 | ``KEYLEDGER_MAX_KEYS_PER_ACCOUNT`` | ``1000`` | |
 | ``KEYLEDGER_MAX_SUBNETS_PER_KEY`` | ``32`` | |
 | ``KEYLEDGER_RATE_LIMIT_PER_MINUTE`` | ``400`` | requests per account key and minute (0: off) |
+| ``KEYLEDGER_CHANGES_PER_MINUTE`` | ``100`` | changes per account and minute through the API (0: off) |
 | ``KEYLEDGER_AUTH_FAILURES_PER_MINUTE`` | ``60`` | failed authentications per source address (0: off) |
 | ``KEYLEDGER_AUTH_FAILURES_PER_KEY_MINUTE`` | ``10`` | failures per source address and key id |
 | ``KEYLEDGER_AUTH_FAILURES_PER_NETWORK_MINUTE`` | ``240`` | failures per IPv4 /24 or IPv6 /48 |
@@ -70,6 +71,8 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     log_level: str = "INFO"
     rate_limit_per_minute: int = 400
+    #: Changes an account may record through the API per minute (0: no budget).
+    changes_per_minute: int = 100
     throttle: ThrottleLimits = field(default_factory=ThrottleLimits)
     #: Observability (``keyledger.observability``): log format, metrics and readiness.
     log_format: str = "plain"
@@ -85,6 +88,8 @@ class Settings:
             raise ConfigError("KEYLEDGER_PARTITIONS must be between 1 and 256")
         if self.rate_limit_per_minute < 0:
             raise ConfigError("KEYLEDGER_RATE_LIMIT_PER_MINUTE must be 0 (off) or more")
+        if self.changes_per_minute < 0:
+            raise ConfigError("KEYLEDGER_CHANGES_PER_MINUTE must be 0 (off) or more")
         if self.forward_auth_headers not in FORWARD_AUTH_HEADERS:
             raise ConfigError("KEYLEDGER_FORWARD_AUTH_HEADERS must be 'original' or 'forwarded'")
         if self.throttle.failed_verifications_per_second < 0:
@@ -126,6 +131,7 @@ class Settings:
                 "forward_auth_headers": env.get("KEYLEDGER_FORWARD_AUTH_HEADERS", "original"),
                 "log_level": env.get("KEYLEDGER_LOG_LEVEL", "INFO").upper(),
                 "rate_limit_per_minute": int(env.get("KEYLEDGER_RATE_LIMIT_PER_MINUTE", "400")),
+                "changes_per_minute": int(env.get("KEYLEDGER_CHANGES_PER_MINUTE", "100")),
                 "throttle": ThrottleLimits(
                     failures_per_source=int(env.get("KEYLEDGER_AUTH_FAILURES_PER_MINUTE", "60")),
                     failures_per_source_and_key=int(

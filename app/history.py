@@ -24,7 +24,6 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
 from keyledger.domain.account import AccountState
@@ -59,6 +58,10 @@ class EventSource(Protocol):
     def iter_account(
         self, account_id: str, after: str = "0", batch: int = 1000
     ) -> Iterator[StoredEvent]: ...
+
+    def read_after_version(
+        self, account_id: str, version: int, count: int
+    ) -> list[StoredEvent]: ...
 
 
 # -- the serializer ------------------------------------------------------------------------
@@ -255,9 +258,11 @@ def events_after(
 ) -> list[StoredEvent]:
     """Up to ``count`` events with a version greater than ``after``, oldest first.
 
-    ``after_id``, the entry id of version ``after`` (paging links carry it), lets one
-    ``XRANGE`` start right there. Without it, or when it does not name that version's
-    entry in this account, the stream is read from the start.
+    Costs what the page costs, never the history before it: ``after_id``, the entry id
+    of version ``after`` (paging links carry it), lets one ``XRANGE`` start right there;
+    without it, or when it does not name that version's entry in this account, the
+    store finds the entry of ``after + 1`` itself (``read_after_version``: the account's
+    head first, so a cursor at or past the end answers at once).
     """
     if after == 0:
         return source.read_account(account_id, "0", count)
@@ -266,8 +271,7 @@ def events_after(
         page = source.read_account(account_id, entry_before(entry), count + 1)
         if page and page[0].entry_id == after_id and int(page[0].record["version"]) == after:
             return page[1:]
-    later = (s for s in source.iter_account(account_id) if int(s.record["version"]) > after)
-    return list(islice(later, count))
+    return source.read_after_version(account_id, after, count)
 
 
 # -- state at a point ----------------------------------------------------------------------

@@ -59,10 +59,21 @@ class Ledger:
         limits: Limits,
         apply_timeout: float,
         clock: Clock = utcnow,
+        changes_per_minute: int = 0,
     ):
         self.store, self.accounts, self.watch = store, accounts, watch
         self.hasher, self.keys, self.limits = hasher, keyspace, limits
         self.apply_timeout, self.clock = apply_timeout, clock
+        self.changes_per_minute = changes_per_minute
+
+    def change_budget(self, actor: Actor) -> int:
+        """The per-minute budget a change by ``actor`` counts against (0: none).
+
+        Only changes made with an API key count (actor kind ``user``); the operator's
+        (``keyledger`` CLI) and any other system actor's neither count nor are ever
+        refused, so support can always act on an account that spent its budget.
+        """
+        return self.changes_per_minute if actor.kind == "user" else 0
 
     def state(self, account_id: str) -> AccountState:
         """For reads: the account as every change in effect left it (usually from memory)."""
@@ -73,7 +84,9 @@ class Ledger:
         events = decide(state, command, Recorder(state, self.clock(), actor), self.limits)
         if not events:  # nothing changes (e.g. a role set to the role the user has)
             return Outcome((), state, True)
-        appended = self.store.append(command.account_id, state.version, events)
+        appended = self.store.append(
+            command.account_id, state.version, events, change_budget=self.change_budget(actor)
+        )
         try:
             in_effect = self.watch.wait(
                 appended.partition, appended.last_log_id, self.apply_timeout

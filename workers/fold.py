@@ -1,20 +1,26 @@
 """Projection writes folded in memory, then written once per key.
 
-The projections (``workers/projections``) only write, with HSET, DEL, SADD, SREM
-and XADD. Applied to a keyspace that starts empty, their effect can therefore be
-computed without Redis, by Redis's own rules: fields keep the position of their
+The projections (``workers/projections``) only write, with HSET, DEL, SADD, SREM,
+XADD and ZADD. Applied to a keyspace that starts empty, their effect can therefore
+be computed without Redis, by Redis's own rules: fields keep the position of their
 first HSET, a set left empty disappears, a stream refuses an entry id at or below
 its last one. ``MemoryFold`` stands in for the pipeline they are given; ``flush``
 then writes every hash and set changed since the last flush as a whole (DEL,
-then one HSET or SADD) and appends the new stream entries. A rebuild thereby
-writes each authentication record once instead of once per event.
+then one HSET or SADD) and appends the new stream entries and sorted-set members.
+A rebuild thereby writes each authentication record once instead of once per event.
+
+Sorted sets are folded as appends only, like streams: each ZADD must score its
+members above every member the key holds (a FoldError otherwise), and members must
+be new to the key. The system-log indexes keep that rule by construction: their
+members are the entry ids the same apply just XADDed (which Redis, and the fold,
+refuse twice) and their scores are versions, which only grow.
 
 Hashes and sets stay in memory (a partition's authentication lookup); stream
-entries only until they are flushed (the system log can be long). New stream
-entries are appended by a small script, a few hundred per call (one command
-instead of one per entry: about 2.5 times faster, and each call still blocks
-Redis for only a few milliseconds). Every key a fold writes must share one hash
-slot, as a partition's keys do.
+entries and sorted-set members only until they are flushed (the system log can be
+long). New stream entries and members are written by small scripts, a few hundred
+per call (one command instead of one per entry: about 2.5 times faster, and each
+call still blocks Redis for only a few milliseconds). Every key a fold writes must
+share one hash slot, as a partition's keys do.
 """
 
 from __future__ import annotations
@@ -37,7 +43,14 @@ while i <= #ARGV do
 end
 return 1
 """
-APPEND_CHUNK = 500  # entries per script call
+ZADD_SCRIPT = """
+-- KEYS: sorted sets; ARGV per member: index of its key in KEYS, score, member
+for i = 1, #ARGV, 3 do
+  redis.call('ZADD', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
+end
+return 1
+"""
+APPEND_CHUNK = 500  # entries (or members) per script call
 
 
 class FoldError(ValueError):
@@ -52,15 +65,26 @@ def _text(value: object) -> str:
     return str(value)
 
 
+def _score_of(pair: tuple[str, float]) -> float:
+    return pair[1]
+
+
+def _score(score: float) -> str:
+    """A score as Redis reads it back: integral scores (versions) without a fraction."""
+    return str(int(score)) if score.is_integer() else repr(score)
+
+
 class MemoryFold:
     def __init__(self) -> None:
         self.hashes: dict[str, dict[str, str]] = {}
         self.sets: dict[str, dict[str, None]] = {}  # insertion-ordered members
         self.streams: dict[str, tuple[StreamId, int]] = {}  # last id, length
+        self.zsets: dict[str, tuple[float, str, int]] = {}  # last score, its member, size
         #: every key any write named, existing or not (the live keys a switch replaces)
         self.touched: set[str] = set()
         self._changed: dict[str, None] = {}
         self._appended: list[tuple[str, list[str], str]] = []  # stream, fields, id
+        self._scored: list[tuple[str, float, str]] = []  # sorted set, score, member
         self._written: set[str] = set()
 
     # -- the pipeline calls the projections make ------------------------------------------
@@ -110,15 +134,36 @@ class MemoryFold:
             self.sets.pop(name, None)
             if self.streams.pop(name, None) is not None:
                 self._appended = [a for a in self._appended if a[0] != name]
+            if self.zsets.pop(name, None) is not None:
+                self._scored = [a for a in self._scored if a[0] != name]
             self._change(name)
+
+    def zadd(self, name: str, mapping: Mapping[str, float], **options: Any) -> int:
+        if options and any(v not in (None, False) for v in options.values()):
+            raise FoldError("only a plain ZADD can be folded")
+        if not mapping:
+            raise FoldError("ZADD with no member")
+        known = self.zsets.get(name)
+        if known is None and (name in self.hashes or name in self.sets or name in self.streams):
+            self._expect(name, "zset")
+        last, size = (known[0], known[2]) if known is not None else (None, 0)
+        pairs = mapping.items() if len(mapping) == 1 else sorted(mapping.items(), key=_score_of)
+        for member, value in pairs:
+            score = float(value)
+            if last is not None and not score > last:
+                raise FoldError(f"ZADD {name}: score {value} is not above the key's last one")
+            last, size = score, size + 1
+            self._scored.append((name, score, _text(member)))
+        self.zsets[name] = (score, self._scored[-1][2], size)
+        self.touched.add(name)
+        return len(mapping)
 
     def xadd(self, name: str, fields: Mapping[str, Scalar], id: str = "*", **options: Any) -> str:
         if id == "*" or (options and any(v not in (None, False) for v in options.values())):
             raise FoldError("only XADD with an explicit id and no trimming can be folded")
         if not fields:
             raise FoldError("XADD with no field")
-        if name in self.hashes or name in self.sets:
-            self._expect(name, "stream")
+        self._expect(name, "stream")
         position = stream_id(id)
         known = self.streams.get(name)
         if known is not None and position <= known[0]:
@@ -131,7 +176,7 @@ class MemoryFold:
     # -- what the fold holds ----------------------------------------------------------------
     def existing(self) -> set[str]:
         """The keys that exist now, had every write gone to Redis."""
-        return {*self.hashes, *self.sets, *self.streams}
+        return {*self.hashes, *self.sets, *self.streams, *self.zsets}
 
     def flush(self, pipe: Any) -> int:
         """Queue on ``pipe`` the writes that make Redis hold what the fold holds; how many."""
@@ -157,8 +202,17 @@ class MemoryFold:
             pipe.eval(APPEND_SCRIPT, len(streams), *streams, *args)
             self._written.update(streams)
             commands += 1
+        for start in range(0, len(self._scored), APPEND_CHUNK):
+            zsets: dict[str, int] = {}
+            args = []
+            for name, score, member in self._scored[start : start + APPEND_CHUNK]:
+                args += [zsets.setdefault(name, len(zsets) + 1), _score(score), member]
+            pipe.eval(ZADD_SCRIPT, len(zsets), *zsets, *args)
+            self._written.update(zsets)
+            commands += 1
         self._changed.clear()
         self._appended.clear()
+        self._scored.clear()
         return commands
 
     def _change(self, name: str) -> None:
@@ -173,6 +227,8 @@ class MemoryFold:
             if name in self.sets
             else "stream"
             if name in self.streams
+            else "zset"
+            if name in self.zsets
             else kind
         )
         if held != kind:

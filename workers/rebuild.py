@@ -309,6 +309,7 @@ class Rebuilder:
         if self.client.get(generation.shadow_checkpoint) != reached:
             raise RebuildError(f"{where}: the shadow checkpoint is not {reached}")
         hashes, sets, streams = sorted(fold.hashes), sorted(fold.sets), sorted(fold.streams)
+        zsets = sorted(fold.zsets)
         gone = sorted(fold.touched - fold.existing())
         with self.client.pipeline(transaction=False) as pipe:
             for start in range(0, len(gone), 500):
@@ -324,6 +325,9 @@ class Rebuilder:
             for key in streams:
                 pipe.xlen(key)
                 pipe.xrevrange(key, count=1)
+            for key in zsets:
+                pipe.zcard(key)
+                pipe.zrange(key, -1, -1, withscores=True)
             replies = iter(pipe.execute())
         for key in hashes:
             if next(replies) != fold.hashes[key]:
@@ -335,6 +339,11 @@ class Rebuilder:
             length, last = next(replies), as_entries(next(replies))
             last_id, expected_length = fold.streams[key]
             if length != expected_length or not last or stream_id(last[0][0]) != last_id:
+                raise RebuildError(f"{where}: {key} differs from the replay")
+        for key in zsets:
+            size, top = next(replies), next(replies)
+            last_score, last_member, expected_size = fold.zsets[key]
+            if size != expected_size or [(last_member, last_score)] != list(top):
                 raise RebuildError(f"{where}: {key} differs from the replay")
         for key in [*hashes, *sets]:
             problem = _unsound(generation.shadow, key, fold)

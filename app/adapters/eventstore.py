@@ -14,30 +14,38 @@ the same link. The store remembers the last (version, hash) it read or wrote
 for recently used accounts: a change is decided on a state just read, so the
 hash is usually known without asking Redis, and a wrong memory can only cost a
 refused append (after which it is forgotten), never a fork.
+
+The same script keeps the account's budget of changes made through the API
+(``KEYLEDGER_CHANGES_PER_MINUTE``, counted on the Redis server's clock): past it
+nothing is written. Reading after a version (``read_after_version``) bisects the
+stream's ids instead of reading the history before it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 import redis
 
 from keyledger.adapters.keyspace import Keyspace
 from keyledger.adapters.redis_client import as_entries, store_call
 from keyledger.domain.chain import GENESIS, chained
-from keyledger.domain.errors import ConcurrencyConflict
+from keyledger.domain.errors import ConcurrencyConflict, TooManyChanges
 from keyledger.domain.events import Event
 from keyledger.domain.mapper import from_record, to_record
 from keyledger.observability.observer import IGNORE, Observer
 
 APPEND_SCRIPT = """
--- KEYS: account stream, partition stream, account head
+-- KEYS: account stream, partition stream, account head, the account's change budget
 -- ARGV: expected version, expected head hash, new head hash, fields per event,
---       invalidation channel, its message, then the events' field/value pairs
+--       invalidation channel, its message, changes allowed per minute (0: no budget),
+--       then the events' field/value pairs
 local head = redis.call('HMGET', KEYS[3], 'version', 'hash')
 local current = tonumber(head[1] or '0')
 local expected = tonumber(ARGV[1])
@@ -47,21 +55,86 @@ end
 if (head[2] or string.rep('0', 64)) ~= ARGV[2] then
   return redis.error_reply('KLCONFLICT account head hash changed at version ' .. current)
 end
+-- The budget: changes per fixed one-minute window of the Redis server's clock.
+local budget, window, used = tonumber(ARGV[7]), nil, 0
+if budget > 0 then
+  local now = tonumber(redis.call('TIME')[1])
+  window = tostring(math.floor(now / 60))
+  if redis.call('HGET', KEYS[4], 'window') == window then
+    used = tonumber(redis.call('HGET', KEYS[4], 'count') or '0')
+  end
+  if used >= budget then
+    return redis.error_reply('KLBUDGET ' .. (60 - now % 60))
+  end
+end
 local width = tonumber(ARGV[4])
-local count = (#ARGV - 6) / width
+local count = (#ARGV - 7) / width
 local account_ids, log_ids = {}, {}
 for i = 0, count - 1 do
   local fields = {}
-  for j = 1, width do fields[j] = ARGV[6 + i * width + j] end
+  for j = 1, width do fields[j] = ARGV[7 + i * width + j] end
   account_ids[#account_ids + 1] = redis.call('XADD', KEYS[1], '*', unpack(fields))
   log_ids[#log_ids + 1] = redis.call('XADD', KEYS[2], '*', unpack(fields))
 end
 redis.call('HSET', KEYS[3], 'version', expected + count, 'hash', ARGV[3])
+if budget > 0 then
+  redis.call('HSET', KEYS[4], 'window', window, 'count', used + 1)
+  redis.call('PEXPIRE', KEYS[4], 61000)
+end
 -- Announce the change as recorded: every process re-reads the account's history
 -- before its next read of it (its authentication records stay as projected).
 redis.call('PUBLISH', ARGV[5], ARGV[6])
 return {account_ids, log_ids}
 """
+
+AFTER_VERSION_SCRIPT = """
+-- KEYS: account stream, account head; ARGV: version, count
+-- The events after ARGV[1], without reading the history before them. Versions are
+-- contiguous and grow with the stream id, so the entry of version ARGV[1] + 1 is the
+-- last entry whose version is at most that: found by bisecting the ids, first on
+-- their milliseconds, then on their sequence numbers (each probe an XRANGE COUNT 1).
+-- Returns false when the stream breaks that rule (the caller reads it in order).
+local target = tonumber(ARGV[1]) + 1
+if target > tonumber(redis.call('HGET', KEYS[2], 'version') or '0') then
+  return {}
+end
+local function id(ms, seq) return string.format('%.0f-%.0f', ms, seq) end
+local function parts(entry_id)
+  local dash = string.find(entry_id, '-', 1, true)
+  return tonumber(string.sub(entry_id, 1, dash - 1)), tonumber(string.sub(entry_id, dash + 1))
+end
+local function version_of(entry)
+  if not entry then return nil end
+  for i = 1, #entry[2], 2 do
+    if entry[2][i] == 'version' then return tonumber(entry[2][i + 1]) end
+  end
+  return nil
+end
+local function at_most(ms, seq)  -- the first entry at or after ms-seq is at most the target
+  local version = version_of(redis.call('XRANGE', KEYS[1], id(ms, seq), '+', 'COUNT', 1)[1])
+  return version ~= nil and version <= target
+end
+local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+if not first or not at_most(parts(first[1])) then return false end
+local low, high = parts(first[1]), parts(last[1])
+while low < high do
+  local mid = math.floor((low + high + 1) / 2)
+  if at_most(mid, 0) then low = mid else high = mid - 1 end
+end
+local ms = low
+local _, seq_low = parts(redis.call('XRANGE', KEYS[1], id(ms, 0), '+', 'COUNT', 1)[1][1])
+local top = string.format('%.0f-18446744073709551615', ms)
+local _, seq_high = parts(redis.call('XREVRANGE', KEYS[1], top, '-', 'COUNT', 1)[1][1])
+while seq_low < seq_high do
+  local mid = math.floor((seq_low + seq_high + 1) / 2)
+  if at_most(ms, mid) then seq_low = mid else seq_high = mid - 1 end
+end
+local page = redis.call('XRANGE', KEYS[1], id(ms, seq_low), '+', 'COUNT', tonumber(ARGV[2]))
+if version_of(page[1]) ~= target then return false end
+return page
+"""
+BUDGET_SPENT = re.compile(r"KLBUDGET (\d+)")
 
 
 @dataclass(frozen=True)
@@ -90,6 +163,7 @@ class EventStore:
         self.client = client
         self.keys = keyspace
         self._append = client.register_script(APPEND_SCRIPT)
+        self._after_version = client.register_script(AFTER_VERSION_SCRIPT)
         self._heads: OrderedDict[str, tuple[int, str]] = OrderedDict()
         self._heads_capacity = remembered_heads
         self._lock = threading.Lock()
@@ -97,7 +171,20 @@ class EventStore:
         self.observer: Observer = IGNORE
 
     @store_call
-    def append(self, account_id: str, expected_version: int, events: Sequence[Event]) -> Appended:
+    def append(
+        self,
+        account_id: str,
+        expected_version: int,
+        events: Sequence[Event],
+        *,
+        change_budget: int = 0,
+    ) -> Appended:
+        """Append ``events`` if the account is still at ``expected_version``.
+
+        ``change_budget`` (per minute, 0: none) counts this append as one change against
+        the account's budget, in the same script: past it nothing is written and
+        ``TooManyChanges`` says when the window ends (Redis's clock).
+        """
         if not events:
             raise ValueError("nothing to append")
         for offset, event in enumerate(events, start=1):
@@ -113,6 +200,7 @@ class EventStore:
             str(width),
             self.keys.invalidations(),
             json.dumps([account_id]),
+            str(change_budget),
         ]
         for record in records:
             for name in sorted(record):
@@ -124,6 +212,7 @@ class EventStore:
                     self.keys.account_events(account_id),
                     self.keys.log(partition),
                     self.keys.account_head(account_id),
+                    self.keys.change_budget(account_id),
                 ],
                 args=argv,
             )
@@ -131,6 +220,13 @@ class EventStore:
             if "KLCONFLICT" in str(exc):
                 self._forget(account_id)
                 raise self._conflict() from None
+            budget_spent = BUDGET_SPENT.search(str(exc))
+            if budget_spent:
+                raise TooManyChanges(
+                    f"this account may record at most {change_budget} changes a minute "
+                    "through the API; retry when the minute is over",
+                    retry_after=max(int(budget_spent[1]), 1),
+                ) from None
             raise
         self._remember(account_id, expected_version + len(records), records[-1]["hash"])
         self.observer.appended(events)
@@ -196,6 +292,28 @@ class EventStore:
             if last.get("version", "").isdigit() and "hash" in last:
                 self._remember(account_id, int(last["version"]), last["hash"])
         return [StoredEvent(entry_id, fields) for entry_id, fields in entries]
+
+    @store_call
+    def read_after_version(self, account_id: str, version: int, count: int) -> list[StoredEvent]:
+        """Up to ``count`` events with a version greater than ``version``, oldest first.
+
+        One script call: the head's version first (a version at or past it answers at
+        once), then a bisection of the stream ids to the entry of ``version + 1``, so the
+        cost is that of the page plus about 100 single-entry reads, whatever the length
+        of the history. A stream whose versions are not contiguous (tampered with) is
+        read from the start instead, which gives the same page.
+        """
+        reply = self._after_version(
+            keys=[self.keys.account_events(account_id), self.keys.account_head(account_id)],
+            args=[version, count],
+        )
+        if reply is None:
+            later = (s for s in self.iter_account(account_id) if int(s.record["version"]) > version)
+            return list(islice(later, count))
+        return [
+            StoredEvent(str(entry_id), dict(zip(fields[::2], fields[1::2], strict=True)))
+            for entry_id, fields in reply
+        ]
 
     def iter_account(
         self, account_id: str, after: str = "0", batch: int = 1000

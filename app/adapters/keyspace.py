@@ -12,6 +12,7 @@ import re
 import zlib
 from dataclasses import dataclass
 from typing import NamedTuple
+from urllib.parse import quote
 
 PROJECTIONS = ("auth", "syslog")
 
@@ -101,6 +102,27 @@ class Keyspace:
     def syslog(self, account_id: str) -> str:
         return f"{self._account(account_id)}:syslog"
 
+    def syslog_index(self, account_id: str) -> str:
+        """Sorted set of the account's system-log entry ids, scored by version: paging by rank."""
+        return f"{self._account(account_id)}:syslog:index"
+
+    def syslog_resource_index(self, account_id: str, resource_id: str) -> str:
+        """``syslog_index`` of the entries about one resource (the ``resourceId`` filter).
+
+        The resource id is percent-encoded (``quote(safe="")``): a client's ``resourceId``
+        names a key, and no ``:``, ``{`` or ``}`` of its own may change which.
+        """
+        return f"{self._account(account_id)}:syslog:resource:{_encoded(resource_id)}"
+
+    def syslog_keys(self, account_id: str, resource_id: str) -> tuple[str, str, str]:
+        """``syslog``, ``syslog_index`` and ``syslog_resource_index`` (the projection's writes)."""
+        stream = f"{self._account(account_id)}:syslog"
+        return stream, f"{stream}:index", f"{stream}:resource:{_encoded(resource_id)}"
+
+    def change_budget(self, account_id: str) -> str:
+        """Changes recorded through the API in the current minute window, on Redis's clock."""
+        return f"{self._account(account_id)}:changes"
+
     def consumer_group(self) -> str:
         return "projector"
 
@@ -127,7 +149,8 @@ class Keyspace:
     def projection_of(self, key: str) -> ProjectionKey | None:
         """What a projection key of this keyspace holds; None for any other key.
 
-        Kinds: auth ``key``, ``subnets``, ``account``, ``user``; syslog ``stream``.
+        Kinds: auth ``key``, ``subnets``, ``account``, ``user``; syslog ``stream``,
+        ``index`` and ``resource index``.
         The log, account streams and heads, checkpoints and the rest are None.
         """
         prefix = f"{self.namespace}:"
@@ -142,6 +165,14 @@ class Keyspace:
     def rebuild_lock(self, projection: str) -> str:
         """Held (``SET NX PX``, value: the job id) while a rebuild of ``projection`` runs."""
         return f"{self.namespace}:rebuild:{projection}:lock"
+
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+")
+
+
+def _encoded(resource_id: str) -> str:
+    """``quote(resource_id, safe="")``; key names and ids are already unreserved (fast path)."""
+    return resource_id if _UNRESERVED.fullmatch(resource_id) else quote(resource_id, safe="")
 
 
 class ProjectionKey(NamedTuple):
@@ -160,5 +191,7 @@ _PROJECTION_KEYS = tuple(
         (rf"{_TAG}:acct:{_ID}:auth", "auth", "account"),
         (rf"{_TAG}:acct:{_ID}:auth:user:{_ID}", "auth", "user"),
         (rf"{_TAG}:acct:{_ID}:syslog", "syslog", "stream"),
+        (rf"{_TAG}:acct:{_ID}:syslog:index", "syslog", "index"),
+        (rf"{_TAG}:acct:{_ID}:syslog:resource:{_ID}", "syslog", "resource index"),
     )
 )

@@ -18,6 +18,7 @@ from keyledger.domain import events as ev
 from keyledger.domain.errors import InvalidInput, NotFound
 from keyledger.domain.network import InvalidSubnet, canonical_subnet
 from keyledger.domain.roles import Role
+from keyledger.domain.text import unprintable_reason
 
 KEY_NAME = re.compile(r"[A-Za-z0-9_-]{10,50}")
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,253}")
@@ -177,21 +178,26 @@ def check_key_name(name: str) -> str:
     return name
 
 
-def check_user_name(name: str) -> str:
-    if (
-        not isinstance(name, str)
-        or not name.strip()
-        or len(name) > MAX_USER_NAME
-        or not name.isprintable()
-    ):
+def check_text(value: str, field_name: str, what: str) -> str:
+    """Refuse control, format and other invisible characters in a text field (``text``)."""
+    reason = unprintable_reason(value)
+    if reason is not None:
+        raise InvalidInput(f"invalid {what}: {reason}", fields={field_name: [reason]})
+    return value
+
+
+def check_user_name(name: str, what: str = "user name") -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_USER_NAME:
         raise InvalidInput(
-            "invalid user name",
+            f"invalid {what}",
             fields={"name": [f"1-{MAX_USER_NAME} printable characters"]},
         )
-    return name.strip()
+    return check_text(name, "name", what).strip()
 
 
 def check_email(email: str) -> str:
+    if isinstance(email, str):
+        check_text(email, "email", "email")
     if not isinstance(email, str) or len(email) > 254 or not EMAIL.fullmatch(email):
         raise InvalidInput("invalid email", fields={"email": ["not a valid email address"]})
     return email
@@ -208,6 +214,8 @@ def check_role(role: str) -> Role:
 
 
 def check_subnet(cidr: str, limits: Limits, field_name: str = "cidr") -> str:
+    if isinstance(cidr, str):
+        check_text(cidr, field_name, "subnet")
     try:
         return canonical_subnet(cidr, allow_any=limits.allow_match_all_subnets)
     except InvalidSubnet as exc:
@@ -215,9 +223,4 @@ def check_subnet(cidr: str, limits: Limits, field_name: str = "cidr") -> str:
 
 
 def check_account_name(name: str) -> str:
-    try:
-        return check_user_name(name)
-    except InvalidInput:
-        raise InvalidInput(
-            "invalid account name", fields={"name": [f"1-{MAX_USER_NAME} printable characters"]}
-        ) from None
+    return check_user_name(name, "account name")

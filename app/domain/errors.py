@@ -45,6 +45,17 @@ class LimitExceeded(Conflict):
     code = "limit_exceeded"
 
 
+class TooManyChanges(KeyledgerError):
+    """The account used its budget of changes for this minute; ``retry_after`` seconds."""
+
+    status = 429
+    code = "too_many_changes"
+
+    def __init__(self, description: str, *, retry_after: int):
+        super().__init__(description)
+        self.retry_after = retry_after
+
+
 class AuthenticationFailed(KeyledgerError):
     status = 401
     code = "unauthenticated"

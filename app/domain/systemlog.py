@@ -1,7 +1,12 @@
 """How each event reads in the system log (``GET /v1/logs``).
 
 Pure: the syslog projector stores what ``entry_for`` returns. The wording names
-resources by their names and ids, never by key material.
+resources by their names and ids, never by key material. Every value a user
+supplied (names, e-mails, key names, subnets) appears as a JSON string literal
+(``text.quoted``), so no value can end the sentence it is quoted in or carry a
+control character into an auditor's terminal; values from closed sets (roles)
+and our own words are not quoted. The projection renders at projection time: a
+rebuild re-renders entries recorded before a wording change.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from dataclasses import dataclass
 
 from keyledger.domain import events as ev
 from keyledger.domain.mapper import format_seconds
+from keyledger.domain.text import quoted as q
 
 
 @dataclass(frozen=True)
@@ -28,7 +34,7 @@ def _describe(event: ev.Event) -> tuple[str, str, str, str]:
     """(resource, resourceId, type, description) for one event."""
     match event:
         case ev.AccountRegistered():
-            return "account", event.account_id, "create", f"Account '{event.name}' registered"
+            return "account", event.account_id, "create", f"Account {q(event.name)} registered"
         case ev.ApiEnabled():
             return "account", event.account_id, "update", "API access enabled"
         case ev.ApiDisabled():
@@ -42,52 +48,52 @@ def _describe(event: ev.Event) -> tuple[str, str, str, str]:
                 "user",
                 event.user_id,
                 "create",
-                f"User '{event.name}' <{event.email}> added with role {event.role}",
+                f"User {q(event.name)} with email {q(event.email)} added with role {event.role}",
             )
         case ev.UserRenamed():
             return (
                 "user",
                 event.user_id,
                 "update",
-                f"User '{event.previous_name}' renamed to '{event.name}'",
+                f"User {q(event.previous_name)} renamed to {q(event.name)}",
             )
         case ev.UserRoleChanged():
             return (
                 "user",
                 event.user_id,
                 "update",
-                f"Role of user '{event.user_name}' changed from {event.previous_role} to {event.role}",
+                f"Role of user {q(event.user_name)} changed from {event.previous_role} to {event.role}",
             )
         case ev.UserRemoved():
-            return "user", event.user_id, "delete", f"User '{event.user_name}' removed"
+            return "user", event.user_id, "delete", f"User {q(event.user_name)} removed"
         case ev.SecretKeyCreated():
-            subnets = ", ".join(event.allowed_source_ips) or "any source"
+            subnets = ", ".join(q(cidr) for cidr in event.allowed_source_ips) or "any source"
             return (
                 "api-key",
                 event.name,
                 "create",
-                f"API key '{event.name}' created for user '{event.user_name}' ({subnets})",
+                f"API key {q(event.name)} created for user {q(event.user_name)} ({subnets})",
             )
         case ev.SecretKeyDeleted():
             return (
                 "api-key",
                 event.name,
                 "delete",
-                f"API key '{event.name}' of user '{event.user_name}' deleted",
+                f"API key {q(event.name)} of user {q(event.user_name)} deleted",
             )
         case ev.SourceSubnetAllowed():
             return (
                 "api-key",
                 event.name,
                 "update",
-                f"Source subnet {event.cidr} allowed for API key '{event.name}'",
+                f"Source subnet {q(event.cidr)} allowed for API key {q(event.name)}",
             )
         case ev.SourceSubnetRemoved():
             return (
                 "api-key",
                 event.name,
                 "update",
-                f"Source subnet {event.cidr} removed from API key '{event.name}'",
+                f"Source subnet {q(event.cidr)} removed from API key {q(event.name)}",
             )
     raise ValueError(f"no system-log wording for {type(event).__name__}")
 

@@ -14,7 +14,7 @@ from flask import Flask, Response, jsonify
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
-from keyledger.domain.errors import KeyledgerError
+from keyledger.domain.errors import KeyledgerError, TooManyChanges
 
 log = logging.getLogger("keyledger.web")
 
@@ -109,7 +109,10 @@ def handle_keyledger_error(error: KeyledgerError) -> Response:
         return unauthenticated()
     if error.status >= 500:
         log.error("%s: %s", error.code, error.description)
-    return error_response(error.status, error.description, error.code, error.fields)
+    headers = {}
+    if isinstance(error, TooManyChanges):
+        headers["Retry-After"] = str(error.retry_after)
+    return error_response(error.status, error.description, error.code, error.fields, headers)
 
 
 def handle_redis_error(error: RedisError) -> Response:

@@ -232,7 +232,7 @@ LOGS_CSV = {
     "type": "string",
     "example": f"{LOGS_CSV_COLUMNS}\r\n"
     "7,2026-11-28T06:09:06Z,Ann Owner,owner-key-0001,user,4f1c2a9b0d3e5f67,create,"
-    "User 'Vic' <v@example.com> added with role Viewer\r\n",
+    '"User ""Vic"" with email ""v@example.com"" added with role Viewer"\r\n',
 }
 LOGS_CSV_DESCRIPTION = (
     "A page of the system log: JSON by default; CSV (a download) when the Accept header "

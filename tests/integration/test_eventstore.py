@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -85,3 +87,66 @@ def test_log_is_never_trimmed_by_appends(store: EventStore, redis_client: redis.
     for version in range(2, 202):
         store.append("acc1", version - 1, [enabled("acc1", version)])
     assert redis_client.xlen(store.keys.account_events("acc1")) == 201
+
+
+# -- finding a version without reading the history before it -------------------------------
+def appended_in_bursts(store: EventStore, account_id: str, rng_seed: int = 5) -> int:
+    """Appends of 1 to 40 events, some in the same millisecond: many entries share one."""
+    rng = random.Random(rng_seed)
+    store.append(account_id, 0, [registered(account_id)])
+    version = 1
+    while version < 400:
+        size = rng.choice([1, 1, 2, 7, 40])
+        store.append(
+            account_id, version, [enabled(account_id, version + i + 1) for i in range(size)]
+        )
+        version += size
+        if rng.random() < 0.2:
+            time.sleep(0.002)
+    return version
+
+
+def test_reading_after_any_version_gives_the_events_that_follow_it(store: EventStore) -> None:
+    head = appended_in_bursts(store, "acc1")
+    everything = store.read_account("acc1", count=10_000)
+    for after in range(head + 3):
+        page = store.read_after_version("acc1", after, 3)
+        assert page == [s for s in everything if int(s.record["version"]) > after][:3], after
+
+
+def handmade(store: EventStore, account_id: str, ids: list[str], versions: list[int]) -> None:
+    """An account stream with chosen entry ids (as a restore or a tamperer could leave it)."""
+    key = store.keys.account_events(account_id)
+    for entry_id, version in zip(ids, versions, strict=True):
+        store.client.xadd(key, {"type": "ApiEnabled", "version": str(version)}, id=entry_id)
+    store.client.hset(store.keys.account_head(account_id), "version", str(max(versions)))
+
+
+def test_the_version_is_found_across_far_apart_milliseconds_and_long_sequences(
+    store: EventStore,
+) -> None:
+    ids = ["1-0", "5-0", "5-1", "5-2", "9000000000-7"]
+    ids += [f"1795848543886-{seq}" for seq in range(0, 3000, 3)]
+    ids += ["1795848543887-0", "4102444800000-18446744073"]
+    handmade(store, "acc1", ids, list(range(1, len(ids) + 1)))
+    for after in [0, 1, 2, 3, 4, 5, 6, 500, 1003, 1004, len(ids) - 1, len(ids)]:
+        page = store.read_after_version("acc1", after, 2)
+        assert [int(s.record["version"]) for s in page] == [
+            v for v in range(after + 1, len(ids) + 1)
+        ][:2]
+        assert [s.entry_id for s in page] == ids[after : after + 2]
+
+
+def test_a_stream_whose_versions_are_not_contiguous_is_read_in_order_instead(
+    store: EventStore,
+) -> None:
+    handmade(store, "acc1", ["1-0", "2-0", "3-0", "4-0", "5-0"], [1, 2, 4, 5, 6])  # 3 deleted
+    assert [int(s.record["version"]) for s in store.read_after_version("acc1", 2, 2)] == [4, 5]
+    assert [int(s.record["version"]) for s in store.read_after_version("acc1", 4, 5)] == [5, 6]
+
+
+def test_reading_after_the_head_or_of_an_unknown_account_is_empty(store: EventStore) -> None:
+    store.append("acc1", 0, [registered("acc1"), enabled("acc1", 2)])
+    assert store.read_after_version("acc1", 2, 5) == []
+    assert store.read_after_version("acc1", 2**53, 5) == []
+    assert store.read_after_version("nobody", 0, 5) == []

@@ -25,6 +25,10 @@ def snapshot(client: redis.Redis, namespace: str) -> dict[str, object]:
             state[key] = client.get(key)
         elif kind == "stream":
             state[key] = client.xrange(key)
+        elif kind == "zset":
+            state[key] = client.zrange(key, 0, -1, withscores=True)
+        else:
+            raise AssertionError(f"{key} is a {kind}: teach snapshot() to compare it")
     return state
 
 

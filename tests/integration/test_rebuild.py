@@ -179,13 +179,16 @@ def test_a_rebuilt_projection_is_identical_to_the_live_one_after_a_long_random_h
     wait_until_applied(container)
     live = snapshot(redis_client, namespace)
     assert sum(1 for k in live if k.endswith(":syslog")) == 12
+    assert sum(1 for k in live if k.endswith(":syslog:index")) == 12
+    resource_indexes = sum(1 for k in live if ":syslog:resource:" in k)
+    assert resource_indexes > 12 * 10
 
     job = rebuild(container, rq_client)
 
     assert snapshot(redis_client, namespace) == live
     result = job.return_value()
     assert result["replayed"] == log_length(container) >= recorded > 2000
-    assert result["keys"]["syslog"] == 12
+    assert result["keys"]["syslog"] == 12 * 2 + resource_indexes
     assert not list(redis_client.scan_iter(match=f"{namespace}~*"))
     print(f"\nreplay throughput: {result['eventsPerSecond']} log entries/s ({result})")
 
@@ -528,6 +531,7 @@ OPERATIONS = st.lists(
         st.tuples(st.just("sadd"), KEY_NAMES, st.lists(VALUES, min_size=1)),
         st.tuples(st.just("srem"), KEY_NAMES, st.lists(VALUES, min_size=1)),
         st.tuples(st.just("delete"), KEY_NAMES, st.just(None)),
+        st.tuples(st.just("zadd"), KEY_NAMES, st.lists(VALUES, min_size=1, unique=True)),
     ),
     max_size=30,
 )
@@ -543,13 +547,18 @@ def test_the_memory_fold_writes_what_redis_would_hold(
     direct, folded = f"{namespace}:direct:", f"{namespace}:folded:"
     redis_client.delete(*(p + k for p in (direct, folded) for k in ("fold:a", "fold:b", "fold:c")))
     fold = MemoryFold()
+    scores = iter(range(1, 10_000))  # sorted sets grow as the system-log indexes do
     with redis_client.pipeline(transaction=False) as pipe:
         for n, (op, key, arg) in enumerate(operations):
+            if op == "zadd":
+                arg = {f"{member}-{next(scores)}": next(scores) for member in arg}
             try:
                 if op == "hset":
                     redis_client.hset(direct + key, mapping=arg)
                 elif op in {"sadd", "srem"}:
                     getattr(redis_client, op)(direct + key, *arg)
+                elif op == "zadd":
+                    redis_client.zadd(direct + key, arg)
                 else:
                     redis_client.delete(direct + key)
             except redis.ResponseError:
@@ -572,6 +581,8 @@ def call_fold(fold: MemoryFold, op: str, key: str, arg: Any) -> None:
         fold.hset(key, mapping=arg)
     elif op in {"sadd", "srem"}:
         getattr(fold, op)(key, *arg)
+    elif op == "zadd":
+        fold.zadd(key, arg)
     else:
         fold.delete(key)
 
@@ -582,4 +593,15 @@ def dump(client: redis.Redis, key: str) -> object:
         return ("hash", list(client.hgetall(key).items()))
     if kind == "set":
         return ("set", sorted(client.smembers(key)))
+    if kind == "zset":
+        return ("zset", client.zrange(key, 0, -1, withscores=True))
     return kind
+
+
+def test_the_memory_fold_refuses_a_sorted_set_member_that_is_not_an_append() -> None:
+    fold = MemoryFold()
+    fold.zadd("index", {"1700000000000-0": 1, "1700000000000-1": 2})
+    for late in ({"1700000000000-2": 2}, {"1699999999999-0": 0.5}):
+        with pytest.raises(ValueError, match="not above"):
+            fold.zadd("index", late)
+    assert fold.zsets["index"] == (2.0, "1700000000000-1", 2)

@@ -396,7 +396,7 @@ def test_paging_by_version_alone_gives_the_same_pages(
             break
         after = seen[-1]["version"]
     assert seen == everything["events"]
-    assert reads["scans"]  # without the cursor the stream is read from the start
+    assert reads["scans"] == []  # without the cursor the store finds the version itself
 
 
 def test_a_cursor_naming_another_version_is_ignored(client, long_history: Bootstrapped) -> None:
@@ -480,7 +480,7 @@ def test_csv_cells_a_spreadsheet_would_run_are_escaped(client, owner: Bootstrapp
     newest = dict(zip(CSV_HEADER, rows[1], strict=True))
     assert newest["originator"] == '\'=HYPERLINK("http://x")'
     assert newest["apiKeyName"] == "'-evil-key-01"
-    assert newest["description"].startswith("User '@Mallory'")
+    assert newest["description"].startswith('User "@Mallory"')
     key_rows = csv_rows(
         client.get("/v1/logs?resourceId=-evil-key-01", headers=headers(owner, Accept="text/csv"))
     )

@@ -14,6 +14,7 @@ from keyledger.domain.account import AccountState, Limits, Recorder
 from keyledger.domain.decisions import DECISIONS, decide
 from keyledger.domain.errors import Conflict, InvalidInput, LimitExceeded, NotFound
 from keyledger.domain.roles import Role
+from keyledger.domain.text import unprintable_reason
 from tests.unit.builders import (
     ACCOUNT_ID,
     ACTOR,
@@ -679,3 +680,87 @@ def test_removing_a_subnet_from_an_unknown_key_is_not_found() -> None:
 def test_removing_an_invalid_subnet_is_invalid_input(cidr: str) -> None:
     with pytest.raises(InvalidInput):
         remove(with_key("10.2.5.0/24"), cidr)
+
+
+# -- text fields refuse control, format and bidi characters --------------------------------
+#: What a terminal or a bidi-aware renderer acts on: ESC, BEL, DEL, C1 CSI, RLO, RLI, LRM,
+#: ALM, zero-width space, BOM, a tag character and a no-break space.
+ACTIVE = ["\x1b", "\x07", "\x7f", "\x9b", "\u202e", "\u2067", "\u200e", "\u061c", "\u200b"]
+ACTIVE += ["\ufeff", "\U000e0041", "\u00a0"]
+
+
+def refused_field(history: History, command: cmd.Command) -> tuple[str, list[str]]:
+    before = history.state
+    with pytest.raises(InvalidInput) as caught:
+        history.run(command)
+    assert history.state == before  # nothing recorded
+    ((field, messages),) = caught.value.fields.items()
+    return field, messages
+
+
+@pytest.mark.parametrize("char", ACTIVE)
+def test_an_email_with_a_control_or_bidi_character_is_refused_naming_the_field(char: str) -> None:
+    history = registered()
+    command = cmd.AddUser(
+        account_id=ACCOUNT_ID,
+        user_id="u2",
+        name="Red",
+        email=f'"{char}x"@example.com',
+        role="Viewer",
+    )
+    field, messages = refused_field(history, command)
+    assert field == "email" and f"U+{ord(char):04X}" in messages[0]
+
+
+@pytest.mark.parametrize("email", ['"\x1b[31mred\x1b[0m"@example.com', '"\x07red\x07"@example.com'])
+def test_the_demonstrated_escape_sequence_emails_are_refused(email: str) -> None:
+    command = cmd.AddUser(
+        account_id=ACCOUNT_ID, user_id="u2", name="Red", email=email, role="Viewer"
+    )
+    assert refused_field(registered(), command)[0] == "email"
+
+
+@pytest.mark.parametrize("char", ACTIVE)
+def test_a_user_name_with_a_control_or_bidi_character_is_refused(char: str) -> None:
+    history = registered()
+    add = cmd.AddUser(
+        account_id=ACCOUNT_ID, user_id="u2", name=f"Bo{char}b", email="b@x.io", role="Viewer"
+    )
+    assert refused_field(history, add)[0] == "name"
+    rename = cmd.UpdateUser(account_id=ACCOUNT_ID, user_id=OWNER_ID, name=f"Ada{char}")
+    assert refused_field(history, rename)[0] == "name"
+
+
+@pytest.mark.parametrize("char", ACTIVE)
+def test_an_account_or_owner_with_a_control_or_bidi_character_is_refused(char: str) -> None:
+    def register(**changes: str) -> cmd.RegisterAccount:
+        fields = {"name": "Acme", "owner_name": "Ada", "owner_email": "ada@x.io", **changes}
+        return cmd.RegisterAccount(account_id=ACCOUNT_ID, owner_user_id=OWNER_ID, **fields)
+
+    assert refused_field(History(), register(name=f"Acme{char}"))[0] == "name"
+    assert refused_field(History(), register(owner_name=f"Ada{char}"))[0] == "name"
+    assert refused_field(History(), register(owner_email=f"ada{char}@x.io"))[0] == "email"
+
+
+@pytest.mark.parametrize("char", ACTIVE)
+def test_a_subnet_with_a_control_or_bidi_character_is_refused(char: str) -> None:
+    history = registered()
+    history.create_key(KEY)
+    allow = cmd.AllowSourceSubnet(account_id=ACCOUNT_ID, name=KEY, cidr=f"10.0.0.0/8{char}")
+    assert refused_field(history, allow) == ("cidr", [unprintable_reason(allow.cidr)])
+    create = cmd.CreateSecretKey(
+        account_id=ACCOUNT_ID,
+        name="other-key-0001",
+        user_id=OWNER_ID,
+        key_id="00ab",
+        key_hash="h",
+        allowed_source_ips=(f"{char}10.0.0.0/8",),
+    )
+    assert refused_field(history, create)[0] == "allowedSourceIps"
+
+
+def test_a_name_that_reads_as_a_sentence_is_accepted_and_kept_as_given() -> None:
+    history = registered()
+    name = "Bob' <x@y> added with role Owner. User 'Eve"
+    history.add_user("u2", name=name)
+    assert history.state.user("u2").name == name

@@ -57,6 +57,10 @@ class FakeStore:
             self.taken += 1
             yield entry
 
+    def read_after_version(self, account_id: str, version: int, count: int) -> list[StoredEvent]:
+        self.reads.append((f"version {version}", count))
+        return [s for s in self.entries if int(s.record["version"]) > version][:count]
+
 
 def a_history() -> list[ev.Event]:
     """Register, add a user, create two keys, allow a subnet, disable the API: one minute apart."""
@@ -274,9 +278,13 @@ def test_a_valid_cursor_reads_from_its_entry_only() -> None:
 
 
 @pytest.mark.parametrize("cursor", [None, "1795846140001-0", "1-0", "999999999999999-0", "x"])
-def test_without_a_valid_cursor_the_page_is_still_right(cursor: str | None) -> None:
+def test_without_a_valid_cursor_the_store_finds_the_version_without_a_scan(
+    cursor: str | None,
+) -> None:
     store = FakeStore(a_history())
     assert versions(history.events_after(store, "acc-0001", 4, 3, after_id=cursor)) == [5, 6, 7]
+    assert store.reads[-1] == ("version 4", 3)
+    assert store.taken == 0
 
 
 def test_a_cursor_past_the_end_gives_an_empty_page() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -14,7 +15,7 @@ from tests.unit.builders import ACTOR, SAMPLES
 
 #: type name -> (resource, resourceId, type, description) for the sample of that type.
 EXPECTED: dict[str, tuple[str, str, str, str]] = {
-    "AccountRegistered": ("account", "acc-0001", "create", "Account 'Acme Corp' registered"),
+    "AccountRegistered": ("account", "acc-0001", "create", 'Account "Acme Corp" registered'),
     "ApiEnabled": ("account", "acc-0001", "update", "API access enabled"),
     "ApiDisabled": ("account", "acc-0001", "update", "API access disabled"),
     "AccountKeyIssued": ("account-key", "acc-0001", "create", "Account key issued"),
@@ -23,39 +24,39 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
         "user",
         "u2",
         "create",
-        "User 'Zoë Ünicode' <zoe@example.com> added with role Viewer",
+        'User "Zoë Ünicode" with email "zoe@example.com" added with role Viewer',
     ),
-    "UserRenamed": ("user", "u2", "update", "User 'Zoë' renamed to 'Zoe'"),
+    "UserRenamed": ("user", "u2", "update", 'User "Zoë" renamed to "Zoe"'),
     "UserRoleChanged": (
         "user",
         "u2",
         "update",
-        "Role of user 'Zoe' changed from Viewer to Owner",
+        'Role of user "Zoe" changed from Viewer to Owner',
     ),
-    "UserRemoved": ("user", "u2", "delete", "User 'Zoe' removed"),
+    "UserRemoved": ("user", "u2", "delete", 'User "Zoe" removed'),
     "SecretKeyCreated": (
         "api-key",
         "ci-deploy-key",
         "create",
-        "API key 'ci-deploy-key' created for user 'Ada' (10.2.5.0/24, 2001:db8::/32)",
+        'API key "ci-deploy-key" created for user "Ada" ("10.2.5.0/24", "2001:db8::/32")',
     ),
     "SecretKeyDeleted": (
         "api-key",
         "ci-deploy-key",
         "delete",
-        "API key 'ci-deploy-key' of user 'Ada' deleted",
+        'API key "ci-deploy-key" of user "Ada" deleted',
     ),
     "SourceSubnetAllowed": (
         "api-key",
         "ci-deploy-key",
         "update",
-        "Source subnet 10.2.5.0/24 allowed for API key 'ci-deploy-key'",
+        'Source subnet "10.2.5.0/24" allowed for API key "ci-deploy-key"',
     ),
     "SourceSubnetRemoved": (
         "api-key",
         "ci-deploy-key",
         "update",
-        "Source subnet 10.2.5.0/24 removed from API key 'ci-deploy-key'",
+        'Source subnet "10.2.5.0/24" removed from API key "ci-deploy-key"',
     ),
 }
 
@@ -138,3 +139,41 @@ def test_log_entry_is_immutable() -> None:
     assert isinstance(entry, LogEntry)
     with pytest.raises(dataclasses.FrozenInstanceError):
         entry.id = 1  # type: ignore[misc]
+
+
+# -- values users supplied cannot rewrite the sentence ------------------------------------
+def test_a_name_that_reads_as_a_sentence_stays_inside_its_quotes() -> None:
+    name = "Bob' <x@y> added with role Owner. User 'Eve"
+    event = dataclasses.replace(SAMPLES["UserAdded"], name=name, role="Viewer")
+    assert entry_for(event).description == (
+        'User "Bob\' <x@y> added with role Owner. User \'Eve" with email "zoe@example.com" '
+        "added with role Viewer"
+    )
+
+
+def test_a_double_quote_in_a_value_shows_escaped_as_in_json() -> None:
+    event = dataclasses.replace(SAMPLES["UserRemoved"], user_name='Eve "the Owner" \\ Admin')
+    assert entry_for(event).description == 'User "Eve \\"the Owner\\" \\\\ Admin" removed'
+
+
+@pytest.mark.parametrize("raw", ["\x1b[31mred\x1b[0m", "bell\x07", "\u202eenilno", "a\x7fb\x9bc"])
+def test_control_and_bidi_characters_recorded_earlier_render_escaped(raw: str) -> None:
+    event = dataclasses.replace(SAMPLES["UserAdded"], email=f'"{raw}"@example.com')
+    description = entry_for(event).description
+    assert description.isprintable()
+    quoted_email = description.split(" with email ", 1)[1].rsplit(" added with role ", 1)[0]
+    assert json.loads(quoted_email) == f'"{raw}"@example.com'
+
+
+@pytest.mark.parametrize("type_name", sorted(EXPECTED))
+def test_every_user_supplied_value_of_every_event_is_quoted(type_name: str) -> None:
+    event = SAMPLES[type_name]
+    description = entry_for(event).description
+    supplied = [
+        getattr(event, name)
+        for name in ("name", "previous_name", "user_name", "email", "cidr")
+        if hasattr(event, name)
+    ]
+    supplied += list(getattr(event, "allowed_source_ips", ()))
+    for value in supplied:
+        assert json.dumps(value, ensure_ascii=False) in description
