@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -356,13 +357,18 @@ def test_the_system_log_shows_each_change_under_the_signing_in_key(
     owner.tab("System log")
     rows = owner.rows("logs-table")
     by_key = [row for row in rows if row[2] == tenant.key_name]
+    q = json.dumps  # the system log quotes every value a user supplied as a JSON string
     expected = [
-        (j.user_id, "create", f"User '{j.user_name}' <{j.user_email}> added with role Logs Viewer"),
-        (j.user_id, "update", f"Role of user '{j.user_name}' changed from Logs Viewer to Viewer"),
-        (j.key_name, "create", f"API key '{j.key_name}' created for user '{j.user_name}'"),
-        (j.key_name, "update", f"Source subnet {j.cidr} allowed for API key '{j.key_name}'"),
-        (j.key_name, "update", f"Source subnet {j.cidr} removed from API key '{j.key_name}'"),
-        (j.key_name, "delete", f"API key '{j.key_name}' of user '{j.user_name}' deleted"),
+        (
+            j.user_id,
+            "create",
+            f"User {q(j.user_name)} with email {q(j.user_email)} added with role Logs Viewer",
+        ),
+        (j.user_id, "update", f"Role of user {q(j.user_name)} changed from Logs Viewer to Viewer"),
+        (j.key_name, "create", f"API key {q(j.key_name)} created for user {q(j.user_name)}"),
+        (j.key_name, "update", f"Source subnet {q(j.cidr)} allowed for API key {q(j.key_name)}"),
+        (j.key_name, "update", f"Source subnet {q(j.cidr)} removed from API key {q(j.key_name)}"),
+        (j.key_name, "delete", f"API key {q(j.key_name)} of user {q(j.user_name)} deleted"),
     ]
     for resource_id, kind, says in expected:
         assert any(
