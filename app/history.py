@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from keyledger.adapters.eventstore import StoredEvent
 
 #: Event fields that are not secrets but have no business leaving the server.
-REDACTED_FIELDS = frozenset({"key_hash", "key_id"})
+REDACTED_FIELDS = frozenset({"key_hash", "key_id", "previous_key_hash"})
 #: Columns of the CSV replay, in the order of the JSON items.
 COLUMNS = ("id", "version", "type", "schemaVersion", "time", "actor", "data")
 #: Cells starting with one of these are formulas to a spreadsheet (CSV injection).

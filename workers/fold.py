@@ -1,10 +1,10 @@
 """Projection writes folded in memory, then written once per key.
 
-The projections (``workers/projections``) only write, with HSET, DEL, SADD, SREM
-and XADD. Applied to a keyspace that starts empty, their effect can therefore be
-computed without Redis, by Redis's own rules: fields keep the position of their
-first HSET, a set left empty disappears, a stream refuses an entry id at or below
-its last one. ``MemoryFold`` stands in for the pipeline they are given; ``flush``
+The projections (``workers/projections``) only write, with HSET, HDEL, DEL, SADD,
+SREM, ZADD, ZREM and XADD. Applied to a keyspace that starts empty, their effect
+can therefore be computed without Redis, by Redis's own rules: fields keep the
+position of their first HSET, a hash, set or sorted set left empty disappears, a
+stream refuses an entry id at or below its last one. ``MemoryFold`` stands in for the pipeline they are given; ``flush``
 then writes every hash and set changed since the last flush as a whole (DEL,
 then one HSET or SADD) and appends the new stream entries. A rebuild thereby
 writes each authentication record once instead of once per event.
@@ -56,6 +56,7 @@ class MemoryFold:
     def __init__(self) -> None:
         self.hashes: dict[str, dict[str, str]] = {}
         self.sets: dict[str, dict[str, None]] = {}  # insertion-ordered members
+        self.zsets: dict[str, dict[str, float]] = {}  # member -> score
         self.streams: dict[str, tuple[StreamId, int]] = {}  # last id, length
         #: every key any write named, existing or not (the live keys a switch replaces)
         self.touched: set[str] = set()
@@ -85,6 +86,39 @@ class MemoryFold:
             fields[_text(field)] = _text(text)
         self._change(name)
 
+    def hdel(self, name: str, *keys: str) -> None:
+        if not keys:
+            raise FoldError("HDEL with no field")
+        self._expect(name, "hash")
+        fields = self.hashes.get(name)
+        if fields is not None:
+            for key in keys:
+                fields.pop(_text(key), None)
+            if not fields:
+                del self.hashes[name]
+        self._change(name)
+
+    def zadd(self, name: str, mapping: Mapping[str, Scalar], **options: Any) -> None:
+        if not mapping or any(v not in (None, False) for v in options.values()):
+            raise FoldError("only ZADD with members and no options can be folded")
+        self._expect(name, "zset")
+        members = self.zsets.setdefault(name, {})
+        for member, score in mapping.items():
+            members[_text(member)] = float(score)
+        self._change(name)
+
+    def zrem(self, name: str, *values: Scalar) -> None:
+        if not values:
+            raise FoldError("ZREM with no member")
+        self._expect(name, "zset")
+        members = self.zsets.get(name)
+        if members is not None:
+            for value in values:
+                members.pop(_text(value), None)
+            if not members:
+                del self.zsets[name]
+        self._change(name)
+
     def sadd(self, name: str, *values: Scalar) -> None:
         if not values:
             raise FoldError("SADD with no member")
@@ -108,6 +142,7 @@ class MemoryFold:
         for name in names:
             self.hashes.pop(name, None)
             self.sets.pop(name, None)
+            self.zsets.pop(name, None)
             if self.streams.pop(name, None) is not None:
                 self._appended = [a for a in self._appended if a[0] != name]
             self._change(name)
@@ -117,7 +152,7 @@ class MemoryFold:
             raise FoldError("only XADD with an explicit id and no trimming can be folded")
         if not fields:
             raise FoldError("XADD with no field")
-        if name in self.hashes or name in self.sets:
+        if name in self.hashes or name in self.sets or name in self.zsets:
             self._expect(name, "stream")
         position = stream_id(id)
         known = self.streams.get(name)
@@ -131,7 +166,7 @@ class MemoryFold:
     # -- what the fold holds ----------------------------------------------------------------
     def existing(self) -> set[str]:
         """The keys that exist now, had every write gone to Redis."""
-        return {*self.hashes, *self.sets, *self.streams}
+        return {*self.hashes, *self.sets, *self.zsets, *self.streams}
 
     def flush(self, pipe: Any) -> int:
         """Queue on ``pipe`` the writes that make Redis hold what the fold holds; how many."""
@@ -144,6 +179,8 @@ class MemoryFold:
                 pipe.hset(name, mapping=self.hashes[name])
             elif name in self.sets:
                 pipe.sadd(name, *self.sets[name])
+            elif name in self.zsets:
+                pipe.zadd(name, self.zsets[name])
             else:
                 continue
             self._written.add(name)
@@ -171,6 +208,8 @@ class MemoryFold:
             if name in self.hashes
             else "set"
             if name in self.sets
+            else "zset"
+            if name in self.zsets
             else "stream"
             if name in self.streams
             else kind

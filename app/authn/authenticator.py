@@ -8,6 +8,8 @@ authentication failure.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -16,9 +18,13 @@ from keyledger.authn.hashing import KeyHasher
 from keyledger.authn.throttle import FailureThrottle, ThrottleLimits
 from keyledger.domain.tokens import KeyKind, MalformedKey, parse
 from keyledger.policies import (
+    account_key_in_grace,
     account_key_valid,
     api_enabled,
     engine,
+    key_enabled,
+    key_not_expired,
+    previous_secret_in_grace,
     same_account,
     secret_key_valid,
 )
@@ -33,9 +39,13 @@ THROTTLE = "failure_throttle"
 #: Which presented key a 401 from each policy is about (0: account key, 1: secret key).
 _FAILED_KEY = {
     account_key_valid.NAME: 0,
+    account_key_in_grace.NAME: 0,
     api_enabled.NAME: 0,
     secret_key_valid.NAME: 1,
+    previous_secret_in_grace.NAME: 1,
     same_account.NAME: 1,
+    key_enabled.NAME: 1,
+    key_not_expired.NAME: 1,
 }
 
 
@@ -71,6 +81,14 @@ class Principal:
     user_id: str
     user_name: str
     role: str
+    #: When the presented credentials stop working (epoch seconds): the earliest of the
+    #: key's expiry and the grace end of a rotated-away secret or account key presented.
+    expires_at: float | None = None
+
+
+def earliest(*moments: float | None) -> float | None:
+    known = [m for m in moments if m is not None]
+    return min(known) if known else None
 
 
 @dataclass(frozen=True)
@@ -92,11 +110,13 @@ class Authenticator:
         hasher: KeyHasher,
         policies: tuple[engine.Policy, ...] = engine.DEFAULT_POLICIES,
         throttle: FailureThrottle | None = None,
+        clock: Callable[[], float] = time.time,
     ):
         self.lookup = lookup
         self.hasher = hasher
         self.policies = policies
         self.throttle = throttle or FailureThrottle(ThrottleLimits())
+        self.clock = clock
 
     def authenticate(
         self,
@@ -129,6 +149,11 @@ class Authenticator:
             user_id=facts.user.id,
             user_name=facts.user.name,
             role=facts.user.role,
+            expires_at=earliest(
+                facts.secret_key.expires_at,
+                None if facts.secret_key_verified else facts.secret_key.previous_expires_at,
+                facts.account_key.expires_at,
+            ),
         )
         return AuthResult(decision, principal)
 
@@ -159,12 +184,24 @@ class Authenticator:
         # the key id is unknown or the secret is wrong, so timing does not tell
         # them apart; the secret key is only looked at once the account key passed.
         ak_ok = self._verify(found.account_key_hash, ak.token)
-        sk_ok = ak_ok and self._verify(found.secret_key_hash, sk.token)
+        matched = self._verify_secret(found, sk.token) if ak_ok else None
         return base(
             account_key=found.account_key,
             account_key_verified=ak_ok,
             account=found.account,
             secret_key=found.secret_key,
-            secret_key_verified=sk_ok,
+            secret_key_verified=matched == 0,
+            previous_secret_verified=matched == 1,
             user=found.user,
+            now=self.clock(),
         )
+
+    def _verify_secret(self, found: Lookup, token: str) -> int | None:
+        """0: the current secret, 1: the previous one (while the record holds it), None."""
+        if found.secret_key_hash is None:
+            self.hasher.burn(token)
+            return None
+        hashes: tuple[str, ...] = (found.secret_key_hash,)
+        if found.previous_secret_hash is not None:
+            hashes += (found.previous_secret_hash,)
+        return self.hasher.verify_any(hashes, token)

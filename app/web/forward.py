@@ -20,7 +20,7 @@ from flask import Response, current_app, request
 from keyledger.authn.authenticator import ACCOUNT_KEY_HEADER, SECRET_KEY_HEADER, Principal
 from keyledger.config import FORWARD_AUTH_HEADERS
 from keyledger.domain.errors import KeyledgerError
-from keyledger.web.auth import Gate, choose_request_id
+from keyledger.web.auth import Gate, choose_request_id, expires_header
 from keyledger.web.blueprint import Blueprint
 from keyledger.web.errors import error_response
 
@@ -152,5 +152,6 @@ class ForwardAuthFastPath:
         ]
         if verdict.allowance is not None:
             headers.append(("X-Rate-Limit-Remaining", str(verdict.allowance.remaining)))
+        headers.extend(expires_header(principal).items())
         start_response("200 OK", headers)
         return [b""]

@@ -23,8 +23,12 @@ def snapshot(client: redis.Redis, namespace: str) -> dict[str, object]:
             state[key] = sorted(client.smembers(key))
         elif kind == "string":
             state[key] = client.get(key)
+        elif kind == "zset":
+            state[key] = client.zrange(key, 0, -1, withscores=True)
         elif kind == "stream":
             state[key] = client.xrange(key)
+        else:
+            raise AssertionError(f"snapshot does not know the {kind} at {key}")
     return state
 
 

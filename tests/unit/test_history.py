@@ -101,6 +101,8 @@ def test_item_fields_are_camel_case() -> None:
         "userId": "u-owner",
         "userName": "Ada",
         "allowedSourceIps": ["10.2.5.0/24", "2001:db8::/32"],
+        "description": "",
+        "expires": None,
     }
     assert item["actor"]["apiKeyName"] == "owner-automation"
     assert item["actor"]["sourceIp"] == "10.0.0.1"
