@@ -112,12 +112,13 @@ class LeakReports:
         matched = self.hasher.verify_any(hashes, key.token)
         if matched is None:
             return False
-        if hashes[matched] != record.get("leaked_hash"):
-            self._retry(
-                lambda: self.ledger.revoke_leaked_secret(
-                    account, key.key_id, hashes[matched], url, SECRET_SCANNING
-                )
+        # The ledger decides against the account's state: a secret already revoked
+        # (a repeated report, or ``leaked_hash``) records nothing.
+        self._retry(
+            lambda: self.ledger.revoke_leaked_secret(
+                account, key.key_id, hashes[matched], url, SECRET_SCANNING
             )
+        )
         log.warning("API key %r of account %s reported leaked", record.get("name"), account)
         return True
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from keyledger import create_app
@@ -19,6 +20,7 @@ from keyledger.bootstrap import Container, build
 from keyledger.config import Settings
 from keyledger.domain.events import OPERATOR
 from keyledger.domain.mapper import format_time
+from keyledger.web.extension import KeyLedger, require_api_key
 from keyledger.workers.sweeps import Sweeper
 from tests.integration.helpers import Bootstrapped
 from tests.integration.lifecycle_helpers import Clock
@@ -124,6 +126,14 @@ def test_rotating_again_during_a_grace_ends_the_older_grace_at_once(api: Api) ->
     assert [api.status_with(s) for s in (first, second, third)] == [401, 200, 200]
 
 
+def test_a_rotation_without_grace_during_a_grace_stops_both_older_secrets(api: Api) -> None:
+    first = api.create()["secretKey"]
+    second = api.rotate(gracePeriodSeconds=600).get_json()["secretKey"]
+    third = api.rotate().get_json()["secretKey"]
+    assert [api.status_with(s) for s in (first, second, third)] == [401, 401, 200]
+    assert api.key()["previousSecretExpiresTimestamp"] is None
+
+
 def test_a_rotation_without_grace_stops_the_old_secret_at_once_and_keeps_the_settings(
     api: Api,
 ) -> None:
@@ -170,12 +180,27 @@ def test_a_key_stops_at_its_expiry_whatever_was_recorded(api: Api, clock: Clock)
     assert api.key()["status"] == "expired"
 
 
+def test_forward_authentication_tells_the_proxy_when_the_key_expires(
+    api: Api, clock: Clock
+) -> None:
+    expires = clock.now + timedelta(days=30)
+    secret = api.create(expiresTimestamp=format_time(expires))["secretKey"]
+    check = {"X-Original-Method": "GET", "X-Original-URI": "/orders", **api.headers(secret)}
+    answer = api.client.get("/v1/auth/check", headers=check)  # the WSGI fast path
+    assert answer.status_code == 200
+    assert answer.headers["X-Api-Key-Expires"] == format_time(expires)
+    assert (
+        "X-Api-Key-Expires"
+        not in api.client.get("/v1/auth/check", headers={**check, **api.headers()}).headers
+    )
+
+
 def test_the_sweep_records_each_expiry_once_as_keyledger(
     api: Api, clock: Clock, container: Container
 ) -> None:
     api.create(expiresTimestamp=format_time(clock.now + timedelta(minutes=5)))
     sweeper = Sweeper(container.redis, container.keyspace, container.ledger)
-    assert sweeper.run()["recorded"] == 0  # nothing due yet
+    assert sweeper.run() == {"accounts": 0, "recorded": 0, "failed": 0}  # nothing due yet
     clock.advance(minutes=5, seconds=30)
     assert sweeper.run()["recorded"] == 1
     assert sweeper.run() == {"accounts": 0, "recorded": 0, "failed": 0}  # the index moved on
@@ -270,6 +295,27 @@ def test_last_use_appears_after_a_flush_and_never_goes_back(
     late.last_use.note([secret[5:21]], "10.9.9.9")  # a slow process writing an older use
     late.last_use.flush()
     assert api.key()["lastUsedTimestamp"] == format_time(used_at)
+
+
+def test_the_flask_extension_notes_uses_and_tells_when_the_key_expires(
+    api: Api, clock: Clock, container: Container
+) -> None:
+    expires = clock.now + timedelta(days=7)
+    secret = api.create(expiresTimestamp=format_time(expires))["secretKey"]
+    service = Flask("service")
+    extension = KeyLedger(service, container.settings)
+
+    @service.get("/orders")
+    @require_api_key
+    def orders() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    answer = service.test_client().get("/orders", headers=api.headers(secret))
+    assert answer.status_code == 200
+    assert answer.headers["X-Api-Key-Expires"] == format_time(expires)
+    assert extension.container is not None
+    assert extension.container.last_use.flush() == 2  # the secret key and the account key
+    assert api.key()["lastUsedSourceIp"] == "127.0.0.1"
 
 
 def test_unused_keys_are_listed_from_their_last_use_or_creation(

@@ -31,7 +31,7 @@ from keyledger.domain.errors import KeyledgerError
 from keyledger.domain.events import OPERATOR, SYSTEM
 from keyledger.domain.roles import ROLE_NAMES
 from keyledger.workers.fold import MemoryFold
-from keyledger.workers.rebuild import Progress, Rebuilder
+from keyledger.workers.rebuild import Progress, Rebuilder, RebuildError
 from tests.integration.helpers import Bootstrapped, bootstrap
 from tests.integration.lifecycle_helpers import Clock
 from tests.integration.test_projector import drain, make_projector, snapshot
@@ -264,6 +264,30 @@ def test_a_rebuild_repairs_corrupted_deleted_and_stray_projection_keys(
 
     rebuild(container, rq_client)
 
+    assert snapshot(redis_client, namespace) == live
+
+
+def test_a_shadow_that_differs_from_its_replay_is_never_switched_to(
+    container: Container, projector, redis_client, namespace
+) -> None:
+    container.ledger.apply_timeout = 0.0
+    random_history(container, random.Random(11), changes=400, accounts=4)
+    wait_until_applied(container)
+    live = snapshot(redis_client, namespace)
+    tampered: list[str] = []
+
+    class Tampering(Rebuilder):
+        """Something writes into the shadow between the replay and the check."""
+
+        def _check(self, generation: Any) -> None:
+            for key in generation.fold.zsets:  # the expiry index
+                self.client.zadd(key, {"expiry:x:00ff": 1})
+                tampered.append(key)
+            super()._check(generation)
+
+    with pytest.raises(RebuildError, match="differs from the replay"):
+        Tampering(container.redis, container.keyspace).run(["auth"])
+    assert tampered
     assert snapshot(redis_client, namespace) == live
 
 

@@ -342,6 +342,15 @@ def test_a_report_of_a_secret_no_longer_live_records_nothing() -> None:
     assert history.run(command) == []
 
 
+def test_a_report_of_a_previous_secret_whose_grace_ended_records_nothing() -> None:
+    history = with_key()
+    old = history.state.key(KEY).key_hash
+    history.rotate(grace=60)
+    history.now += timedelta(minutes=2)  # ended, not yet recorded by a sweep
+    command = cmd.RevokeLeakedSecret(account_id=A, key_id=history.key_id(), key_hash=old, url="u")
+    assert history.run(command) == []
+
+
 def test_a_leaked_account_key_is_recorded_once_and_keeps_working() -> None:
     history = with_key()
     key_id = history.state.account_key_id
