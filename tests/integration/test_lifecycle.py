@@ -15,11 +15,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from keyledger import create_app
+from keyledger import create_app, history
 from keyledger.bootstrap import Container, build
 from keyledger.config import Settings
 from keyledger.domain.events import OPERATOR
 from keyledger.domain.mapper import format_time
+from keyledger.history import Position
 from keyledger.web.extension import KeyLedger, require_api_key
 from keyledger.workers.sweeps import Sweeper
 from tests.integration.helpers import Bootstrapped
@@ -369,6 +370,30 @@ def test_the_previous_account_key_works_until_its_grace_ends(
     Sweeper(container.redis, container.keyspace, container.ledger).run()
     entry = api.client.get("/v1/logs", headers=api.headers(None, new_key)).get_json()["entries"][0]
     assert entry["description"].startswith("Previous account key expired at ")
+
+
+# -- replay ---------------------------------------------------------------------------------
+def test_the_state_at_a_point_shows_each_key_as_its_life_left_it(
+    api: Api, clock: Clock, container: Container
+) -> None:
+    expires = clock.now + timedelta(days=3)
+    api.create(expiresTimestamp=format_time(expires), description="nightly")
+    api.rotate(gracePeriodSeconds=60)
+    disabled_at = api.put(enabled=False)
+    assert disabled_at.status_code == 200
+    api.put(enabled=True)
+    store, account = container.store, api.owner.account_id
+    versions = [int(e["version"]) for e in api.events()]
+    then = history.state_body(history.state_at(store, account, Position(version=versions[-2])))
+    now = history.state_body(history.state_at(store, account))
+    [key_then] = [k for k in then["apiKeys"] if k["name"] == KEY]
+    [key_now] = [k for k in now["apiKeys"] if k["name"] == KEY]
+    assert key_then["enabled"] is False and key_now["enabled"] is True
+    assert key_now["expiresTimestamp"] == format_time(expires)
+    assert key_now["previousSecretExpiresTimestamp"] == format_time(
+        clock.now + timedelta(seconds=60)
+    )
+    assert key_now["description"] == "nightly"
 
 
 # -- viewers ---------------------------------------------------------------------------------

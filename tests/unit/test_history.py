@@ -329,12 +329,20 @@ def test_state_body_lists_users_keys_subnets_and_the_switches() -> None:
             "userId": "u-vic",
             "allowedSourceIps": [],
             "createdTimestamp": "2019-03-15T14:32:02.000Z",
+            "description": "",
+            "enabled": True,
+            "expiresTimestamp": None,
+            "previousSecretExpiresTimestamp": None,
         },
         {
             "name": "ops-key-000001",
             "userId": "u-owner",
             "allowedSourceIps": ["10.0.0.0/8"],
             "createdTimestamp": "2019-03-15T14:33:02.000Z",
+            "description": "",
+            "enabled": True,
+            "expiresTimestamp": None,
+            "previousSecretExpiresTimestamp": None,
         },
     ]
     assert "argon2" not in json.dumps(body)
