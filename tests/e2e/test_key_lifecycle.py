@@ -83,12 +83,12 @@ def test_rotation_with_a_short_grace_old_then_fails_new_throughout(
     tenant: Tenant, lifecycle: WebServer, owner: ApiClient
 ) -> None:
     name, old = new_key(owner, tenant)
-    rotated = owner.post(f"/v1/api-keys/{name}/rotate", json={"gracePeriodSeconds": 3}, expect=200)
+    rotated = owner.post(f"/v1/api-keys/{name}/rotate", json={"gracePeriodSeconds": 6}, expect=200)
     new = MINTED.secret(rotated.json()["secretKey"])
     assert new and new != old
     ends = parse_time(rotated.json()["previousSecretExpiresTimestamp"])
 
-    while datetime.now(UTC) < ends - timedelta(seconds=1):  # well inside the grace
+    while datetime.now(UTC) < ends - timedelta(seconds=3):  # well inside the grace
         assert status_with(lifecycle, tenant, old) == 200
         assert status_with(lifecycle, tenant, new) == 200
         time.sleep(0.2)
@@ -105,11 +105,13 @@ def test_account_key_rotation_with_a_grace_through_the_cli(
     stack: Stack, lifecycle: WebServer
 ) -> None:
     other = stack.bootstrap("Rotating Corp", web=lifecycle)
-    rotated = stack.cli("account-key", "rotate", "--account", other.account_id, "--grace", "4s")
+    started = datetime.now(UTC)
+    rotated = stack.cli("account-key", "rotate", "--account", other.account_id, "--grace", "8s")
     new_account_key = rotated["accountKey"]
     assert new_account_key.startswith("klak_") and new_account_key != other.account_key
     ends = parse_time(rotated["previousKeyExpiresTimestamp"])
-    assert timedelta(seconds=2) < ends - datetime.now(UTC) <= timedelta(seconds=4)
+    grace = timedelta(seconds=8)
+    assert started + grace - timedelta(milliseconds=1) <= ends <= datetime.now(UTC) + grace
 
     old_client = lifecycle.client(other.account_key, other.secret_key)
     answer = old_client.get("/v1/", expect=200)
@@ -146,15 +148,19 @@ def test_a_rotation_without_grace_is_refused_the_old_secret_at_once(
 def test_a_key_expires_at_its_instant_and_the_system_log_records_it(
     tenant: Tenant, lifecycle: WebServer, owner: ApiClient
 ) -> None:
-    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=8)
     name, secret = new_key(owner, tenant, expiresTimestamp=format_time(expires))
     client = lifecycle.client(tenant.account_key, secret)
     first = client.get("/v1/", expect=200)
     assert first.headers["X-Api-Key-Expires"] == format_time(expires)
 
     def refused() -> bool:
+        sent = datetime.now(UTC)
         code = client.get("/v1/").status_code
-        assert code == 401 or datetime.now(UTC) < expires, "refused before, or allowed after"
+        received = datetime.now(UTC)
+        assert code in (200, 401)
+        assert code == 401 or sent < expires, "allowed although asked after the instant"
+        assert code == 200 or received >= expires, "refused before the instant"
         return code == 401
 
     wait_for(refused, timeout=30, interval=0.1, what="the key to expire")

@@ -7,13 +7,17 @@ instead of sleeping.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from rq import Queue, SimpleWorker
+from rq.serializers import JSONSerializer
 
 from keyledger import create_app, history
 from keyledger.bootstrap import Container, build
@@ -22,7 +26,7 @@ from keyledger.domain.events import OPERATOR
 from keyledger.domain.mapper import format_time
 from keyledger.history import Position
 from keyledger.web.extension import KeyLedger, require_api_key
-from keyledger.workers.sweeps import Sweeper
+from keyledger.workers.sweeps import Scheduler, Sweeper
 from tests.integration.helpers import Bootstrapped
 from tests.integration.lifecycle_helpers import Clock
 
@@ -222,6 +226,39 @@ def test_a_sweep_while_the_index_lags_records_nothing_twice(
     first = container.ledger.record_expiries(owner.account_id, OPERATOR)
     again = container.ledger.record_expiries(owner.account_id, OPERATOR)
     assert len(first.events) == 1 and again.events == ()
+
+
+def test_the_scheduler_enqueues_one_sweep_at_a_time_and_the_worker_runs_it(
+    api: Api,
+    clock: Clock,
+    container: Container,
+    redis_url: str,
+    namespace: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    queue_client = redis.Redis.from_url(redis_url)
+    queue = f"keyledger-{namespace}"
+    first = Scheduler(container.redis, queue_client, container.keyspace, 30, queue)
+    second = Scheduler(container.redis, queue_client, container.keyspace, 30, queue)
+    job = first.tick()
+    assert job is not None and second.tick() is None  # the lease: one of them enqueues
+    container.redis.delete(container.keyspace.sweep_lease())
+    assert first.tick() is None  # its sweep is still queued: not a second one
+    assert job.kwargs == {"namespace": namespace, "partitions": container.keyspace.partitions}
+
+    api.create(expiresTimestamp=format_time(datetime.now(UTC) + timedelta(seconds=1)))
+    time.sleep(1.1)  # the job's container runs on the real clock
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    rq_queue = Queue(queue, connection=queue_client, serializer=JSONSerializer)
+    try:
+        SimpleWorker([rq_queue], connection=queue_client, serializer=JSONSerializer).work(
+            burst=True
+        )
+        assert job.get_status(refresh=True) == "finished"
+        assert job.return_value() == {"accounts": 1, "recorded": 1, "failed": 0}
+        assert [e["type"] for e in api.events()][-1] == "SecretKeyExpired"
+    finally:
+        rq_queue.delete(delete_jobs=True)
 
 
 def test_the_end_of_a_grace_is_recorded_too(api: Api, clock: Clock, container: Container) -> None:
