@@ -14,6 +14,7 @@ from keyledger.adapters.authlookup import AuthLookup
 from keyledger.adapters.eventstore import EventStore
 from keyledger.adapters.failures import SharedFailureCounts
 from keyledger.adapters.keyspace import Keyspace
+from keyledger.adapters.lastused import LastUseReader, LastUseRecorder
 from keyledger.adapters.redis_client import connect
 from keyledger.adapters.systemlog import SystemLogReader
 from keyledger.authn.authenticator import Authenticator
@@ -36,9 +37,17 @@ class Container:
     system_log: SystemLogReader
     hasher: KeyHasher
     auth_cache: AuthCache
+    #: Notes key uses in memory and writes them in batches (docs/lifecycle.md).
+    last_use: LastUseRecorder
+    last_uses: LastUseReader
 
 
 def build(settings: Settings, clock: Clock = utcnow) -> Container:
+    """Every dependency; ``clock`` is the one time source (decisions, policies, last use)."""
+
+    def epoch_seconds() -> float:
+        return clock().timestamp()
+
     client = connect(settings.redis_url, timeout=settings.redis_timeout)
     keyspace = Keyspace(settings.namespace, settings.partitions)
     store = EventStore(client, keyspace)
@@ -65,10 +74,15 @@ def build(settings: Settings, clock: Clock = utcnow) -> Container:
             AuthLookup(client, keyspace, cache),
             hasher,
             throttle=Throttle(settings.throttle, SharedFailureCounts(client, keyspace)),
+            clock=epoch_seconds,
         ),
         system_log=SystemLogReader(client, keyspace),
         hasher=hasher,
         auth_cache=cache,
+        last_use=LastUseRecorder(
+            client, keyspace, settings.last_used_flush_seconds, clock=epoch_seconds
+        ),
+        last_uses=LastUseReader(client, keyspace),
     )
 
 

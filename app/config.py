@@ -25,6 +25,10 @@
 | ``KEYLEDGER_READY_MAX_LAG_MS`` | ``5000`` | ``/readyz`` fails while the projector is further behind |
 | ``KEYLEDGER_PROJECTOR_METRICS_PORT`` | unset (off) | the projector's own ``/metrics`` port |
 | ``KEYLEDGER_WORKER_METRICS_PORT`` | unset (off) | the RQ worker's own ``/metrics`` port |
+| ``KEYLEDGER_MAX_KEY_LIFETIME_DAYS`` | ``366`` | how far ahead an expiry may lie (0: no limit) |
+| ``KEYLEDGER_LAST_USED_FLUSH_SECONDS`` | ``30`` | how often each process writes last uses |
+| ``KEYLEDGER_SWEEP_SECONDS`` | ``15`` | how often the scheduler enqueues the expiry sweep |
+| ``KEYLEDGER_SECRET_SCANNING_KEYS`` | unset | GitHub's public-keys document (a file path) |
 """
 
 from __future__ import annotations
@@ -80,6 +84,12 @@ class Settings:
     ready_max_lag_ms: int = 5000
     projector_metrics_port: int | None = None
     worker_metrics_port: int | None = None
+    #: Seconds between the writes of each process's noted key uses (docs/lifecycle.md).
+    last_used_flush_seconds: float = 30.0
+    #: Seconds between two expiry sweeps enqueued by ``keyledger scheduler``.
+    sweep_seconds: float = 15.0
+    #: Path of GitHub's secret-scanning public-keys document; None: the endpoint is off.
+    secret_scanning_keys: str | None = None
 
     def __post_init__(self) -> None:
         if not _NAMESPACE.fullmatch(self.namespace):
@@ -108,6 +118,15 @@ class Settings:
                 raise ConfigError(f"{name} must be a port number (1-65535)")
         for entry in self.trusted_proxy_addresses:
             trusted_network(entry)
+        if self.limits.max_key_lifetime_days < 0:
+            raise ConfigError("KEYLEDGER_MAX_KEY_LIFETIME_DAYS must be 0 (no limit) or more")
+        if not 0 < self.last_used_flush_seconds <= 3600:
+            raise ConfigError("KEYLEDGER_LAST_USED_FLUSH_SECONDS must be above 0, at most 3600")
+        if not 0 < self.sweep_seconds <= 45:
+            raise ConfigError(
+                "KEYLEDGER_SWEEP_SECONDS must be above 0 and at most 45 (expiries are "
+                "recorded within 60 s)"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -132,6 +151,11 @@ class Settings:
                 "log_level": env.get("KEYLEDGER_LOG_LEVEL", "INFO").upper(),
                 "rate_limit_per_minute": int(env.get("KEYLEDGER_RATE_LIMIT_PER_MINUTE", "400")),
                 "changes_per_minute": int(env.get("KEYLEDGER_CHANGES_PER_MINUTE", "100")),
+                "last_used_flush_seconds": float(
+                    env.get("KEYLEDGER_LAST_USED_FLUSH_SECONDS", "30")
+                ),
+                "sweep_seconds": float(env.get("KEYLEDGER_SWEEP_SECONDS", "15")),
+                "secret_scanning_keys": env.get("KEYLEDGER_SECRET_SCANNING_KEYS") or None,
                 "throttle": ThrottleLimits(
                     failures_per_source=int(env.get("KEYLEDGER_AUTH_FAILURES_PER_MINUTE", "60")),
                     failures_per_source_and_key=int(
@@ -153,6 +177,7 @@ class Settings:
                     keys_per_account=int(env.get("KEYLEDGER_MAX_KEYS_PER_ACCOUNT", "1000")),
                     subnets_per_key=int(env.get("KEYLEDGER_MAX_SUBNETS_PER_KEY", "32")),
                     allow_match_all_subnets=_flag(env.get("KEYLEDGER_ALLOW_ANY_SOURCE", "")),
+                    max_key_lifetime_days=int(env.get("KEYLEDGER_MAX_KEY_LIFETIME_DAYS", "366")),
                 ),
             }
         except ValueError as exc:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from keyledger.adapters.eventstore import StoredEvent
 
 #: Event fields that are not secrets but have no business leaving the server.
-REDACTED_FIELDS = frozenset({"key_hash", "key_id"})
+REDACTED_FIELDS = frozenset({"key_hash", "key_id", "previous_key_hash"})
 #: Columns of the CSV replay, in the order of the JSON items.
 COLUMNS = ("id", "version", "type", "schemaVersion", "time", "actor", "data")
 #: Cells starting with one of these are formulas to a spreadsheet (CSV injection).
@@ -314,6 +314,8 @@ def state_body(past: PastState) -> dict[str, Any]:
         "time": past.last.record["time"],
         "apiEnabled": state.api_enabled,
         "hasAccountKey": state.account_key_id is not None,
+        "previousAccountKeyExpiresTimestamp": _time(state.previous_account_key_expires),
+        "accountKeysReportedLeaked": len(state.leaked_account_keys),
         "users": [
             {"id": u.id, "name": u.name, "email": u.email, "role": u.role.value} for u in users
         ],
@@ -323,10 +325,18 @@ def state_body(past: PastState) -> dict[str, Any]:
                 "userId": k.user_id,
                 "allowedSourceIps": list(k.allowed_source_ips),
                 "createdTimestamp": format_time(k.created),
+                "description": k.description,
+                "enabled": k.enabled,
+                "expiresTimestamp": _time(k.expires),
+                "previousSecretExpiresTimestamp": _time(k.previous_expires),
             }
             for k in keys
         ],
     }
+
+
+def _time(moment: datetime | None) -> str | None:
+    return None if moment is None else format_time(moment)
 
 
 # -- CSV for spreadsheets ------------------------------------------------------------------

@@ -97,8 +97,10 @@ class Ledger:
             in_effect = False
         return Outcome(tuple(events), state.evolve(events), in_effect)
 
-    def _new_key(self, kind: KeyKind, account_id: str) -> tuple[str, str, str]:
-        key = generate(kind, self.keys.partition_of(account_id))
+    def _new_key(
+        self, kind: KeyKind, account_id: str, key_id: str | None = None
+    ) -> tuple[str, str, str]:
+        key = generate(kind, self.keys.partition_of(account_id), key_id)
         return key.token, key.key_id, self.hasher.hash(key.token)
 
     # -- operator actions -------------------------------------------------------------
@@ -130,10 +132,19 @@ class Ledger:
     def disable_api(self, account_id: str, actor: Actor) -> Outcome:
         return self.execute(cmd.DisableApi(account_id=account_id), actor)
 
-    def rotate_account_key(self, account_id: str, actor: Actor) -> tuple[str, Outcome]:
+    def rotate_account_key(
+        self, account_id: str, actor: Actor, grace_seconds: int = 0
+    ) -> tuple[str, Outcome]:
+        """A new account key; the old one keeps working for ``grace_seconds``."""
         token, key_id, key_hash = self._new_key(KeyKind.ACCOUNT, account_id)
         outcome = self.execute(
-            cmd.RotateAccountKey(account_id=account_id, key_id=key_id, key_hash=key_hash), actor
+            cmd.RotateAccountKey(
+                account_id=account_id,
+                key_id=key_id,
+                key_hash=key_hash,
+                grace_seconds=grace_seconds,
+            ),
+            actor,
         )
         return token, outcome
 
@@ -165,6 +176,8 @@ class Ledger:
         user_id: str,
         allowed_source_ips: tuple[str, ...],
         actor: Actor,
+        description: str = "",
+        expires: datetime | None = None,
     ) -> tuple[str, Outcome]:
         token, key_id, key_hash = self._new_key(KeyKind.SECRET, account_id)
         outcome = self.execute(
@@ -175,10 +188,54 @@ class Ledger:
                 key_id=key_id,
                 key_hash=key_hash,
                 allowed_source_ips=allowed_source_ips,
+                description=description,
+                expires=expires,
             ),
             actor,
         )
         return token, outcome
+
+    # -- the key lifecycle (docs/lifecycle.md) ------------------------------------------
+    def rotate_secret_key(
+        self, account_id: str, name: str, grace_seconds: int, actor: Actor
+    ) -> tuple[str, Outcome]:
+        """A new secret for the key (same key id, settings kept); returned once."""
+        key = self.accounts.load(account_id).key(name)
+        token, key_id, key_hash = self._new_key(KeyKind.SECRET, account_id, key.key_id)
+        outcome = self.execute(
+            cmd.RotateSecretKey(
+                account_id=account_id,
+                name=name,
+                key_id=key_id,
+                key_hash=key_hash,
+                grace_seconds=grace_seconds,
+            ),
+            actor,
+        )
+        return token, outcome
+
+    def update_secret_key(self, command: cmd.UpdateSecretKey, actor: Actor) -> Outcome:
+        return self.execute(command, actor)
+
+    def record_expiries(self, account_id: str, actor: Actor) -> Outcome:
+        return self.execute(cmd.RecordExpiries(account_id=account_id), actor)
+
+    def revoke_leaked_secret(
+        self, account_id: str, key_id: str, key_hash: str, url: str, actor: Actor
+    ) -> Outcome:
+        return self.execute(
+            cmd.RevokeLeakedSecret(
+                account_id=account_id, key_id=key_id, key_hash=key_hash, url=url
+            ),
+            actor,
+        )
+
+    def report_leaked_account_key(
+        self, account_id: str, key_id: str, url: str, actor: Actor
+    ) -> Outcome:
+        return self.execute(
+            cmd.ReportLeakedAccountKey(account_id=account_id, key_id=key_id, url=url), actor
+        )
 
     def delete_secret_key(self, account_id: str, name: str, actor: Actor) -> Outcome:
         return self.execute(cmd.DeleteSecretKey(account_id=account_id, name=name), actor)

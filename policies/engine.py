@@ -9,9 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from keyledger.policies import (
+    account_key_in_grace,
     account_key_valid,
     api_enabled,
     credentials_present,
+    key_enabled,
+    key_not_expired,
+    previous_secret_in_grace,
     role_permits,
     same_account,
     secret_key_valid,
@@ -26,9 +30,13 @@ Policy = Callable[[AuthFacts], Decision]
 DEFAULT_POLICIES: tuple[Policy, ...] = (
     credentials_present.evaluate,
     account_key_valid.evaluate,
+    account_key_in_grace.evaluate,
     api_enabled.evaluate,
     secret_key_valid.evaluate,
+    previous_secret_in_grace.evaluate,
     same_account.evaluate,
+    key_enabled.evaluate,
+    key_not_expired.evaluate,
     role_permits.evaluate,
     source_ip_allowed.evaluate,
 )

@@ -1,19 +1,23 @@
 """Projection writes folded in memory, then written once per key.
 
-The projections (``workers/projections``) only write, with HSET, DEL, SADD, SREM,
-XADD and ZADD. Applied to a keyspace that starts empty, their effect can therefore
-be computed without Redis, by Redis's own rules: fields keep the position of their
-first HSET, a set left empty disappears, a stream refuses an entry id at or below
-its last one. ``MemoryFold`` stands in for the pipeline they are given; ``flush``
+The projections (``workers/projections``) only write, with HSET, HDEL, DEL, SADD,
+SREM, ZADD, ZREM and XADD. Applied to a keyspace that starts empty, their effect
+can therefore be computed without Redis, by Redis's own rules: fields keep the
+position of their first HSET, a hash, set or sorted set left empty disappears, a
+stream refuses an entry id at or below its last one. ``MemoryFold`` stands in for
+the pipeline they are given; ``flush``
 then writes every hash and set changed since the last flush as a whole (DEL,
 then one HSET or SADD) and appends the new stream entries and sorted-set members.
 A rebuild thereby writes each authentication record once instead of once per event.
 
-Sorted sets are folded as appends only, like streams: each ZADD must score its
-members above every member the key holds (a FoldError otherwise), and members must
-be new to the key. The system-log indexes keep that rule by construction: their
-members are the entry ids the same apply just XADDed (which Redis, and the fold,
-refuse twice) and their scores are versions, which only grow.
+Sorted sets come in two kinds. Small ones (the expiry index of a partition) are
+held whole in memory, like hashes, and may be changed in any way. Those the fold
+is told are *streamed* (``streamed(name)``: the system-log indexes, which can be as
+long as the log) are folded as appends only, like streams: each ZADD must score
+its members above every member the key holds (a FoldError otherwise), and members
+must be new to the key; ZREM is refused. The system-log indexes keep that rule by
+construction: their members are the entry ids the same apply just XADDed (which
+Redis, and the fold, refuse twice) and their scores are versions, which only grow.
 
 Hashes and sets stay in memory (a partition's authentication lookup); stream
 entries and sorted-set members only until they are flushed (the system log can be
@@ -25,7 +29,7 @@ share one hash slot, as a partition's keys do.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from keyledger.adapters.redis_client import stream_id
@@ -74,12 +78,20 @@ def _score(score: float) -> str:
     return str(int(score)) if score.is_integer() else repr(score)
 
 
+def _never(_name: str) -> bool:
+    return False
+
+
 class MemoryFold:
-    def __init__(self) -> None:
+    def __init__(self, streamed: Callable[[str], bool] = _never) -> None:
+        #: Which sorted sets are folded as appends only (and never held whole).
+        self.streamed = streamed
         self.hashes: dict[str, dict[str, str]] = {}
         self.sets: dict[str, dict[str, None]] = {}  # insertion-ordered members
+        self.zsets: dict[str, dict[str, float]] = {}  # held whole: member -> score
         self.streams: dict[str, tuple[StreamId, int]] = {}  # last id, length
-        self.zsets: dict[str, tuple[float, str, int]] = {}  # last score, its member, size
+        #: streamed sorted sets: last score, its member, size
+        self.indexes: dict[str, tuple[float, str, int]] = {}
         #: every key any write named, existing or not (the live keys a switch replaces)
         self.touched: set[str] = set()
         self._changed: dict[str, None] = {}
@@ -128,33 +140,67 @@ class MemoryFold:
                 del self.sets[name]
         self._change(name)
 
+    def hdel(self, name: str, *keys: str) -> None:
+        if not keys:
+            raise FoldError("HDEL with no field")
+        self._expect(name, "hash")
+        fields = self.hashes.get(name)
+        if fields is not None:
+            for key in keys:
+                fields.pop(_text(key), None)
+            if not fields:
+                del self.hashes[name]
+        self._change(name)
+
+    def zrem(self, name: str, *values: Scalar) -> None:
+        if not values:
+            raise FoldError("ZREM with no member")
+        if self.streamed(name):
+            raise FoldError(f"ZREM {name}: members are only ever appended to it")
+        self._expect(name, "zset")
+        members = self.zsets.get(name)
+        if members is not None:
+            for value in values:
+                members.pop(_text(value), None)
+            if not members:
+                del self.zsets[name]
+        self._change(name)
+
     def delete(self, *names: str) -> None:
         for name in names:
             self.hashes.pop(name, None)
             self.sets.pop(name, None)
             if self.streams.pop(name, None) is not None:
                 self._appended = [a for a in self._appended if a[0] != name]
-            if self.zsets.pop(name, None) is not None:
+            self.zsets.pop(name, None)
+            if self.indexes.pop(name, None) is not None:
                 self._scored = [a for a in self._scored if a[0] != name]
             self._change(name)
 
-    def zadd(self, name: str, mapping: Mapping[str, float], **options: Any) -> int:
-        if options and any(v not in (None, False) for v in options.values()):
-            raise FoldError("only a plain ZADD can be folded")
-        if not mapping:
-            raise FoldError("ZADD with no member")
-        known = self.zsets.get(name)
-        if known is None and (name in self.hashes or name in self.sets or name in self.streams):
+    def zadd(self, name: str, mapping: Mapping[str, Scalar], **options: Any) -> int:
+        if not mapping or any(v not in (None, False) for v in options.values()):
+            raise FoldError("only ZADD with members and no options can be folded")
+        if self.streamed(name):
+            return self._append_members(name, mapping)
+        self._expect(name, "zset")
+        members = self.zsets.setdefault(name, {})
+        for member, score in mapping.items():
+            members[_text(member)] = float(score)
+        self._change(name)
+        return len(mapping)
+
+    def _append_members(self, name: str, mapping: Mapping[str, Scalar]) -> int:
+        known = self.indexes.get(name)
+        if known is None:
             self._expect(name, "zset")
         last, size = (known[0], known[2]) if known is not None else (None, 0)
-        pairs = mapping.items() if len(mapping) == 1 else sorted(mapping.items(), key=_score_of)
-        for member, value in pairs:
-            score = float(value)
+        pairs = sorted(((_text(m), float(v)) for m, v in mapping.items()), key=_score_of)
+        for member, score in pairs:
             if last is not None and not score > last:
-                raise FoldError(f"ZADD {name}: score {value} is not above the key's last one")
+                raise FoldError(f"ZADD {name}: score {score} is not above the key's last one")
             last, size = score, size + 1
-            self._scored.append((name, score, _text(member)))
-        self.zsets[name] = (score, self._scored[-1][2], size)
+            self._scored.append((name, score, member))
+        self.indexes[name] = (pairs[-1][1], pairs[-1][0], size)
         self.touched.add(name)
         return len(mapping)
 
@@ -176,7 +222,7 @@ class MemoryFold:
     # -- what the fold holds ----------------------------------------------------------------
     def existing(self) -> set[str]:
         """The keys that exist now, had every write gone to Redis."""
-        return {*self.hashes, *self.sets, *self.streams, *self.zsets}
+        return {*self.hashes, *self.sets, *self.zsets, *self.streams, *self.indexes}
 
     def flush(self, pipe: Any) -> int:
         """Queue on ``pipe`` the writes that make Redis hold what the fold holds; how many."""
@@ -189,6 +235,8 @@ class MemoryFold:
                 pipe.hset(name, mapping=self.hashes[name])
             elif name in self.sets:
                 pipe.sadd(name, *self.sets[name])
+            elif name in self.zsets:
+                pipe.zadd(name, self.zsets[name])
             else:
                 continue
             self._written.add(name)
@@ -228,7 +276,7 @@ class MemoryFold:
             else "stream"
             if name in self.streams
             else "zset"
-            if name in self.zsets
+            if name in self.zsets or name in self.indexes
             else kind
         )
         if held != kind:

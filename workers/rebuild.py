@@ -116,8 +116,12 @@ class Generation:
     target: str | None  # the live checkpoint to replay up to
     stale: set[str]  # the projection's live keys of the partition, found by SCAN
     parked: frozenset[str]  # dead-lettered entries: skipped if they still cannot be applied
-    fold: MemoryFold = field(default_factory=MemoryFold)
+    fold: MemoryFold = field(init=False)
     position: StreamId = ORIGIN
+
+    def __post_init__(self) -> None:
+        # The system log's indexes are as long as the log: folded as appends, not held.
+        self.fold = MemoryFold(streamed=self.shadow.is_log_index)
 
     @property
     def live_checkpoint(self) -> str:
@@ -309,7 +313,7 @@ class Rebuilder:
         if self.client.get(generation.shadow_checkpoint) != reached:
             raise RebuildError(f"{where}: the shadow checkpoint is not {reached}")
         hashes, sets, streams = sorted(fold.hashes), sorted(fold.sets), sorted(fold.streams)
-        zsets = sorted(fold.zsets)
+        zsets, indexes = sorted(fold.zsets), sorted(fold.indexes)
         gone = sorted(fold.touched - fold.existing())
         with self.client.pipeline(transaction=False) as pipe:
             for start in range(0, len(gone), 500):
@@ -322,10 +326,12 @@ class Rebuilder:
                 pipe.hgetall(key)
             for key in sets:
                 pipe.smembers(key)
+            for key in zsets:
+                pipe.zrange(key, 0, -1, withscores=True)
             for key in streams:
                 pipe.xlen(key)
                 pipe.xrevrange(key, count=1)
-            for key in zsets:
+            for key in indexes:
                 pipe.zcard(key)
                 pipe.zrange(key, -1, -1, withscores=True)
             replies = iter(pipe.execute())
@@ -335,17 +341,20 @@ class Rebuilder:
         for key in sets:
             if next(replies) != set(fold.sets[key]):
                 raise RebuildError(f"{where}: {key} differs from the replay")
+        for key in zsets:
+            if dict(next(replies)) != fold.zsets[key]:
+                raise RebuildError(f"{where}: {key} differs from the replay")
         for key in streams:
             length, last = next(replies), as_entries(next(replies))
             last_id, expected_length = fold.streams[key]
             if length != expected_length or not last or stream_id(last[0][0]) != last_id:
                 raise RebuildError(f"{where}: {key} differs from the replay")
-        for key in zsets:
+        for key in indexes:
             size, top = next(replies), next(replies)
-            last_score, last_member, expected_size = fold.zsets[key]
+            last_score, last_member, expected_size = fold.indexes[key]
             if size != expected_size or [(last_member, last_score)] != list(top):
                 raise RebuildError(f"{where}: {key} differs from the replay")
-        for key in [*hashes, *sets]:
+        for key in [*hashes, *sets, *zsets]:
             problem = _unsound(generation.shadow, key, fold)
             if problem:
                 raise RebuildError(f"{where}: {key} {problem}")
@@ -448,6 +457,7 @@ def _position(entry_id: str | None) -> StreamId:
 _KEY_FIELDS = {
     "account": frozenset({"kind", "account", "hash"}),
     "secret": frozenset({"kind", "account", "hash", "user", "name"}),
+    "revoked": frozenset({"kind", "account", "hash"}),
 }
 
 
@@ -457,17 +467,23 @@ def _unsound(keys: Keyspace, key: str, fold: MemoryFold) -> str | None:
     if kind is None or kind.projection != auth.NAME:
         return "is not an authentication record"
     record, members = fold.hashes.get(key, {}), fold.sets.get(key, {})
+    moments = ("expires", "prev_until", "until")
     match kind.kind:
         case "key":
             required = _KEY_FIELDS.get(record.get("kind", ""))
             if required is None or not required <= record.keys():
                 return "is not a complete account or secret key record"
+            if any(not record.get(m, "0").isdigit() for m in moments):
+                return "holds a moment that is not epoch milliseconds"
         case "account":
             if "name" not in record or record.get("api") not in {"0", "1"}:
                 return "is not a complete account record"
         case "user":
             if "name" not in record or record.get("role") not in ROLE_NAMES:
                 return "is not a complete user record"
+        case "due":
+            if any(m.count(":") < 2 for m in fold.zsets.get(key, {})):
+                return "holds a member that names no account and key"
         case "subnets":
             try:
                 for cidr in members:

@@ -29,7 +29,14 @@ class Lookup:
     account: AccountRecord | None = None
     secret_key: SecretKeyRecord | None = None
     secret_key_hash: str | None = None
+    #: The previous secret's hash while a rotation's grace period may run.
+    previous_secret_hash: str | None = None
     user: UserRecord | None = None
+
+
+def moment(millis: str | None) -> float | None:
+    """A projected moment (epoch milliseconds) as epoch seconds; None when absent."""
+    return None if not millis else int(millis) / 1000
 
 
 class AuthLookup:
@@ -74,7 +81,11 @@ class AuthLookup:
         account = next(replies) if ak else {}
         user = next(replies) if sk else {}
         return Lookup(
-            account_key=AccountKeyRecord(account_key_id, ak["account"]) if ak else None,
+            account_key=(
+                AccountKeyRecord(account_key_id, ak["account"], moment(ak.get("until")))
+                if ak
+                else None
+            ),
             account_key_hash=ak.get("hash"),
             account=(
                 AccountRecord(ak["account"], account["name"], account.get("api") == "1")
@@ -88,12 +99,24 @@ class AuthLookup:
                     sk["name"],
                     sk["user"],
                     subnets,
+                    enabled=sk.get("enabled", "1") != "0",
+                    expires_at=moment(sk.get("expires")),
+                    previous_expires_at=moment(sk.get("prev_until")),
                 )
                 if sk
                 else None
             ),
             secret_key_hash=sk.get("hash"),
+            previous_secret_hash=sk.get("prev_hash") or None,
             user=(
                 UserRecord(sk["user"], sk["account"], user["name"], user["role"]) if user else None
             ),
         )
+
+    @store_call
+    def key_record(self, key_id: str) -> dict[str, str]:
+        """The projected record of a key id as stored (empty when there is none)."""
+        record_key = self.keys.auth_key(key_id)
+        if record_key is None:
+            return {}
+        return {str(k): str(v) for k, v in self.client.hgetall(record_key).items()}

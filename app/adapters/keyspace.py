@@ -83,6 +83,29 @@ class Keyspace:
             return None
         return f"{self.tag(partition)}:auth:key:{key_id}"
 
+    def due(self, partition: int) -> str:
+        """Sorted set of the partition's upcoming expiries and grace ends (score: epoch ms),
+        kept by the auth projection so that a sweep reads only what is due."""
+        return f"{self.tag(partition)}:auth:due"
+
+    def leaked_account_keys(self, partition: int) -> str:
+        """Hash ``<account id>:<key id>`` -> report, of account keys reported leaked and
+        still working (auth projection; ``keyledger status`` shows it)."""
+        return f"{self.tag(partition)}:auth:leaked"
+
+    def last_used(self, partition: int) -> str:
+        """Hash key id -> ``"<epoch ms> <source address>"`` of the partition's keys' last use.
+
+        Written by the web processes (``adapters.lastused``), not by a projection: a
+        use is not an event, and a rebuild must neither delete nor rewrite it, so
+        ``projection_of`` does not match it.
+        """
+        return f"{self.tag(partition)}:lastused"
+
+    def sweep_lease(self) -> str:
+        """Held (``SET NX PX``) by the scheduler that enqueues the next expiry sweep."""
+        return f"{self.namespace}:sweep:lease"
+
     def idempotency(self, account_id: str, scope: str) -> str:
         return f"{self._account(account_id)}:idem:{scope}"
 
@@ -149,8 +172,8 @@ class Keyspace:
     def projection_of(self, key: str) -> ProjectionKey | None:
         """What a projection key of this keyspace holds; None for any other key.
 
-        Kinds: auth ``key``, ``subnets``, ``account``, ``user``; syslog ``stream``,
-        ``index`` and ``resource index``.
+        Kinds: auth ``key``, ``subnets``, ``account``, ``user``, ``due``, ``leaked``;
+        syslog ``stream``, ``index`` and ``resource index``.
         The log, account streams and heads, checkpoints and the rest are None.
         """
         prefix = f"{self.namespace}:"
@@ -161,6 +184,11 @@ class Keyspace:
             if found:
                 return ProjectionKey(projection, kind, int(found.group(1)))
         return None
+
+    def is_log_index(self, key: str) -> bool:
+        """True for the system log's sorted-set indexes: as long as the log, only appended to."""
+        found = self.projection_of(key)
+        return found is not None and found.kind in ("index", "resource index")
 
     def rebuild_lock(self, projection: str) -> str:
         """Held (``SET NX PX``, value: the job id) while a rebuild of ``projection`` runs."""
@@ -190,6 +218,8 @@ _PROJECTION_KEYS = tuple(
         (rf"{_TAG}:auth:key:{_ID}:subnets", "auth", "subnets"),
         (rf"{_TAG}:acct:{_ID}:auth", "auth", "account"),
         (rf"{_TAG}:acct:{_ID}:auth:user:{_ID}", "auth", "user"),
+        (rf"{_TAG}:auth:due", "auth", "due"),
+        (rf"{_TAG}:auth:leaked", "auth", "leaked"),
         (rf"{_TAG}:acct:{_ID}:syslog", "syslog", "stream"),
         (rf"{_TAG}:acct:{_ID}:syslog:index", "syslog", "index"),
         (rf"{_TAG}:acct:{_ID}:syslog:resource:{_ID}", "syslog", "resource index"),

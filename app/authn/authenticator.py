@@ -10,6 +10,8 @@ to run, against the ceiling and the counts every process shares.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -18,9 +20,13 @@ from keyledger.authn.hashing import KeyHasher
 from keyledger.authn.throttle import Subject, Throttle, ThrottleLimits
 from keyledger.domain.tokens import KeyKind, MalformedKey, ParsedKey, parse
 from keyledger.policies import (
+    account_key_in_grace,
     account_key_valid,
     api_enabled,
     engine,
+    key_enabled,
+    key_not_expired,
+    previous_secret_in_grace,
     same_account,
     secret_key_valid,
 )
@@ -35,9 +41,13 @@ THROTTLE = "failure_throttle"
 #: Which presented key a 401 from each policy is about (0: account key, 1: secret key).
 _FAILED_KEY = {
     account_key_valid.NAME: 0,
+    account_key_in_grace.NAME: 0,
     api_enabled.NAME: 0,
     secret_key_valid.NAME: 1,
+    previous_secret_in_grace.NAME: 1,
     same_account.NAME: 1,
+    key_enabled.NAME: 1,
+    key_not_expired.NAME: 1,
 }
 
 
@@ -73,6 +83,14 @@ class Principal:
     user_id: str
     user_name: str
     role: str
+    #: When the presented credentials stop working (epoch seconds): the earliest of the
+    #: key's expiry and the grace end of a rotated-away secret or account key presented.
+    expires_at: float | None = None
+
+
+def earliest(*moments: float | None) -> float | None:
+    known = [m for m in moments if m is not None]
+    return min(known) if known else None
 
 
 @dataclass(frozen=True)
@@ -94,11 +112,13 @@ class Authenticator:
         hasher: KeyHasher,
         policies: tuple[engine.Policy, ...] = engine.DEFAULT_POLICIES,
         throttle: Throttle | None = None,
+        clock: Callable[[], float] = time.time,
     ):
         self.lookup = lookup
         self.hasher = hasher
         self.policies = policies
         self.throttle = throttle or Throttle(ThrottleLimits())
+        self.clock = clock
 
     def authenticate(
         self,
@@ -137,6 +157,11 @@ class Authenticator:
             user_id=facts.user.id,
             user_name=facts.user.name,
             role=facts.user.role,
+            expires_at=earliest(
+                facts.secret_key.expires_at,
+                None if facts.secret_key_verified else facts.secret_key.previous_expires_at,
+                facts.account_key.expires_at,
+            ),
         )
         return AuthResult(decision, principal)
 
@@ -170,9 +195,8 @@ class Authenticator:
         """Both keys verified by this process before: no argon2 will run."""
         return (
             found.account_key_hash is not None
-            and found.secret_key_hash is not None
-            and self.hasher.remembers(found.account_key_hash, ak.token)
-            and self.hasher.remembers(found.secret_key_hash, sk.token)
+            and self.hasher.remembers((found.account_key_hash,), ak.token)
+            and self.hasher.remembers(_secret_hashes(found), sk.token)
         )
 
     def _verify(self, stored_hash: str | None, token: str) -> bool:
@@ -188,15 +212,34 @@ class Authenticator:
         # the key id is unknown or the secret is wrong, so timing does not tell
         # them apart; the secret key is only looked at once the account key passed.
         ak_ok = self._verify(found.account_key_hash, ak.token)
-        sk_ok = ak_ok and self._verify(found.secret_key_hash, sk.token)
+        matched = self._verify_secret(found, sk.token) if ak_ok else None
         return base(
             account_key=found.account_key,
             account_key_verified=ak_ok,
             account=found.account,
             secret_key=found.secret_key,
-            secret_key_verified=sk_ok,
+            secret_key_verified=matched == 0,
+            previous_secret_verified=matched == 1,
             user=found.user,
+            now=self.clock(),
         )
+
+    def _verify_secret(self, found: Lookup, token: str) -> int | None:
+        """0: the current secret, 1: the previous one (while the record holds it), None."""
+        hashes = _secret_hashes(found)
+        if not hashes:
+            self.hasher.burn(token)
+            return None
+        return self.hasher.verify_any(hashes, token)
+
+
+def _secret_hashes(found: Lookup) -> tuple[str, ...]:
+    """The hashes a secret key may match: the current one, then the previous (in a grace)."""
+    if found.secret_key_hash is None:
+        return ()
+    if found.previous_secret_hash is None:
+        return (found.secret_key_hash,)
+    return (found.secret_key_hash, found.previous_secret_hash)
 
 
 def _throttled(wait: int, reason: str) -> AuthResult:

@@ -5,6 +5,9 @@ costs about 18 ms, so each process verifies a given key once and then
 remembers the success under a keyed BLAKE2b digest of the presented key (the
 pepper never leaves process memory). A remembered success counts only while the
 stored hash is unchanged: a rotated or deleted key is never accepted from memory.
+During a rotation's grace period a key has two hashes (``verify_any``); a success
+remembered for the previous one counts only while the record still holds it, and
+whether its grace still runs is for the policies to say, at every request.
 """
 
 from __future__ import annotations
@@ -62,25 +65,43 @@ class KeyHasher:
             with contextlib.suppress(VerificationError, InvalidHashError):
                 self._hasher.verify(self._decoy, token)
 
-    def _remembered(self, digest: bytes, stored_hash: str) -> bool:
+    def _remembered(self, digest: bytes, stored_hashes: tuple[str, ...]) -> int | None:
+        """The index of the stored hash this process verified the digest's key against."""
         with self._lock:
             remembered = self._verified.get(digest)
-        return remembered is not None and hmac.compare_digest(
-            remembered.encode(), stored_hash.encode()
-        )
+        if remembered is not None:
+            for index, stored_hash in enumerate(stored_hashes):
+                if hmac.compare_digest(remembered.encode(), stored_hash.encode()):
+                    return index
+        return None
 
-    def remembers(self, stored_hash: str, token: str) -> bool:
-        """True when this process already verified ``token`` against ``stored_hash``:
-        ``verify`` will answer without argon2."""
-        return self._remembered(self._digest(token), stored_hash)
+    def remembers(self, stored_hashes: tuple[str, ...], token: str) -> bool:
+        """True when this process already verified ``token`` against one of
+        ``stored_hashes``: ``verify_any`` will answer without argon2."""
+        return self._remembered(self._digest(token), stored_hashes) is not None
 
     def verify(self, stored_hash: str, token: str) -> bool:
         """True when ``token`` matches ``stored_hash``; argon2 runs once per key and process."""
+        return self.verify_any((stored_hash,), token) == 0
+
+    def verify_any(self, stored_hashes: tuple[str, ...], token: str) -> int | None:
+        """The index of the hash ``token`` matches (remembered, else argon2 in order), or None."""
         digest = self._digest(token)
-        if self._remembered(digest, stored_hash):
+        index = self._remembered(digest, stored_hashes)
+        if index is not None:
             self.observer.key_verified(True)
-            return True
+            return index
         self.observer.key_verified(False)
+        for index, stored_hash in enumerate(stored_hashes):
+            if self._argon2(stored_hash, token):
+                with self._lock:
+                    self._verified[digest] = stored_hash
+                    while len(self._verified) > self._cache_size:
+                        self._verified.popitem(last=False)
+                return index
+        return None
+
+    def _argon2(self, stored_hash: str, token: str) -> bool:
         if not stored_hash.isascii() or not stored_hash.startswith(POLICY_PREFIX):
             return False  # foreign parameters (maybe a tampered m=4GiB): refuse without computing
         with self._slots:
@@ -89,8 +110,4 @@ class KeyHasher:
                 self._hasher.verify(stored_hash, token)
             except (VerifyMismatchError, VerificationError, InvalidHashError):
                 return False
-        with self._lock:
-            self._verified[digest] = stored_hash
-            while len(self._verified) > self._cache_size:
-                self._verified.popitem(last=False)
         return True

@@ -11,11 +11,31 @@ commands to ``main``:
 - ``tail``: the live audit feed (``events tail``)
 - ``projections``: rebuilds through the worker queue
 - ``status``: health of the log, the projections and the Redis settings
+- ``lifecycle``: stale keys and the scheduler of expiry sweeps
 """
 
 from __future__ import annotations
 
-from keyledger.cli import audit, operator, processes, projections, replay, status, tail
+from keyledger.cli import (
+    audit,
+    lifecycle,
+    operator,
+    processes,
+    projections,
+    replay,
+    status,
+    tail,
+)
 from keyledger.cli.common import main
 
-__all__ = ["audit", "main", "operator", "processes", "projections", "replay", "status", "tail"]
+__all__ = [
+    "audit",
+    "lifecycle",
+    "main",
+    "operator",
+    "processes",
+    "projections",
+    "replay",
+    "status",
+    "tail",
+]

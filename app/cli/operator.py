@@ -2,10 +2,43 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import click
 
 from keyledger.cli.common import account_option, container, emit, json_option, main, run
+from keyledger.domain.errors import InvalidInput
 from keyledger.domain.events import OPERATOR
+from keyledger.domain.lifecycle import check_grace, parse_duration
+from keyledger.domain.mapper import format_time
+
+
+def grace_seconds(text: str | None) -> int:
+    """``--grace``: ``90s``, ``15m``, ``24h`` or ``7d`` (at most 7 days) as seconds."""
+    if text is None:
+        return 0
+    try:
+        return check_grace(parse_duration(text), "grace")
+    except ValueError as exc:
+        raise InvalidInput("invalid grace period", fields={"grace": [str(exc)]}) from None
+
+
+def moment(text: str | None) -> datetime | None:
+    """``--expires``: an ISO 8601 time with its zone (e.g. 2026-12-01T10:00:00Z)."""
+    if text is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise InvalidInput(
+            "invalid expiry",
+            fields={
+                "expiresTimestamp": ["an ISO 8601 time with its zone, e.g. 2026-12-01T10:00:00Z"]
+            },
+        )
+    return parsed
 
 
 # -- operator actions ---------------------------------------------------------------------
@@ -79,14 +112,27 @@ def account_key() -> None:
 
 @account_key.command("rotate")
 @account_option
+@click.option(
+    "--grace",
+    metavar="DURATION",
+    help="Keep the old key working this long beside the new one: 90s, 15m, 24h, 7d "
+    "(default: it stops at once).",
+)
 @json_option
-def account_key_rotate(account_id: str, as_json: bool) -> None:
-    """Issue a new account key; the old one stops working at once."""
+def account_key_rotate(account_id: str, grace: str | None, as_json: bool) -> None:
+    """Issue a new account key; the old one stops at once, or after --grace."""
 
     def action() -> None:
-        token, outcome = container().ledger.rotate_account_key(account_id, OPERATOR)
-        human = f"New account key (shown only once; the old one no longer works):\n{token}"
-        emit(as_json, {"accountKey": token}, human, outcome)
+        seconds = grace_seconds(grace)
+        token, outcome = container().ledger.rotate_account_key(account_id, OPERATOR, seconds)
+        ends = outcome.state.previous_account_key_expires if seconds else None
+        until = format_time(ends) if ends is not None else None
+        human = (
+            f"New account key (shown only once); the old one works until {until}:\n{token}"
+            if until
+            else f"New account key (shown only once; the old one no longer works):\n{token}"
+        )
+        emit(as_json, {"accountKey": token, "previousKeyExpiresTimestamp": until}, human, outcome)
 
     run(as_json, action)
 
@@ -101,15 +147,29 @@ def key() -> None:
 @click.option("--user", "user_id", required=True, help="Id of the user who will hold the key.")
 @click.option("--name", required=True, help="Key name: 10-50 of letters, digits, '-', '_'.")
 @click.option("--cidr", "cidrs", multiple=True, help="Allowed source subnet (repeatable).")
+@click.option("--description", default="", help="At most 200 printable characters.")
+@click.option("--expires", metavar="TIME", help="When it stops: ISO 8601 with its zone.")
 @json_option
 def key_create(
-    account_id: str, user_id: str, name: str, cidrs: tuple[str, ...], as_json: bool
+    account_id: str,
+    user_id: str,
+    name: str,
+    cidrs: tuple[str, ...],
+    description: str,
+    expires: str | None,
+    as_json: bool,
 ) -> None:
     """Create a secret key (to bootstrap the first one); prints it once."""
 
     def action() -> None:
         token, outcome = container().ledger.create_secret_key(
-            account_id, name, user_id, cidrs, OPERATOR
+            account_id,
+            name,
+            user_id,
+            cidrs,
+            OPERATOR,
+            description=description,
+            expires=moment(expires),
         )
         human = f"Secret key {name!r} (shown only once, keep it safe):\n{token}"
         emit(as_json, {"name": name, "secretKey": token}, human, outcome)

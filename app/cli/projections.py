@@ -33,8 +33,9 @@ def projections() -> None:
 @projections.command("rebuild")
 @click.argument("which", type=click.Choice(list(WHICH)), default="all")
 @click.option("--no-wait", is_flag=True, help="Print the job id and return at once.")
+@click.option("--queue", default=None, help="The RQ queue (default: keyledger).")
 @json_option
-def rebuild(which: str, no_wait: bool, as_json: bool) -> None:
+def rebuild(which: str, no_wait: bool, queue: str | None, as_json: bool) -> None:
     """Rebuild projections from the whole log on the worker queue.
 
     The job replays the log into a fresh generation, checks it, catches up with
@@ -51,6 +52,7 @@ def rebuild(which: str, no_wait: bool, as_json: bool) -> None:
                 built.redis,
                 built.keyspace,
                 WHICH[which],
+                queue,
             )
             state = describe(job) if no_wait else _wait(job)
         _emit(as_json, state, f"queued as job {job.id}" if no_wait else None)

@@ -128,6 +128,8 @@ def describe(body: dict[str, Any]) -> str:
     lines += [
         f"  {k['name']}  user {k['userId']}  created {k['createdTimestamp']}  "
         f"sources: {', '.join(k['allowedSourceIps']) or 'any'}"
+        + ("" if k["enabled"] else "  DISABLED")
+        + (f"  expires {k['expiresTimestamp']}" if k["expiresTimestamp"] else "")
         for k in body["apiKeys"]
     ]
     return "\n".join(lines)

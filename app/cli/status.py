@@ -10,6 +10,7 @@ import click
 
 from keyledger.adapters import health
 from keyledger.adapters.keyspace import PROJECTIONS
+from keyledger.adapters.leakreports import reported_account_keys
 from keyledger.adapters.redis_client import as_entries, translated_errors
 from keyledger.cli.common import container, json_option, main
 
@@ -17,16 +18,25 @@ from keyledger.cli.common import container, json_option, main
 @main.command("status")
 @json_option
 def status_command(as_json: bool) -> None:
-    """Show projector lag, halts, dead letters and Redis durability warnings.
+    """Show projector lag, halts, dead letters, Redis durability warnings and account
+    keys reported leaked (rotate them: keyledger account-key rotate --grace 24h).
 
     Exits 1 when a partition is halted.
     """
     built = container()
     with translated_errors():
         report = health.status(built.redis, built.keyspace)
+        leaked = reported_account_keys(built.redis, built.keyspace)
     if as_json:
-        click.echo(json.dumps(report.as_dict()))
+        click.echo(json.dumps({**report.as_dict(), "leakedAccountKeys": leaked}))
     else:
+        for leak in leaked:
+            click.echo(
+                f"warning: the account key of account {leak['accountId']} was reported "
+                f"leaked at {leak['url'] or '(no URL)'} on {leak['reportedTimestamp']}: "
+                f"keyledger account-key rotate --account {leak['accountId']} --grace 24h",
+                err=True,
+            )
         click.echo(f"redis {report.redis_version}; {len(report.partitions)} partitions")
         for p in report.partitions:
             state = "HALTED" if p.halted else "ok"

@@ -31,6 +31,8 @@ class Limits:
     subnets_per_key: int = 32
     users_per_account: int = 1000
     allow_match_all_subnets: bool = False
+    #: How far ahead an expiry may lie, in days (0: no limit).
+    max_key_lifetime_days: int = 366
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,26 @@ class SecretKey:
     key_hash: str
     allowed_source_ips: tuple[str, ...]
     created: datetime
+    description: str = ""
+    expires: datetime | None = None
+    enabled: bool = True
+    #: The expiry was recorded (``SecretKeyExpired``) and has not been changed since.
+    expiry_recorded: bool = False
+    #: The secret that was current before a rotation with a grace period, and its end.
+    previous_hash: str | None = None
+    previous_expires: datetime | None = None
+
+    def status(self, now: datetime) -> str:
+        """``expired`` (from the instant of expiry), else ``disabled``, else ``active``."""
+        if self.expires is not None and now >= self.expires:
+            return "expired"
+        return "active" if self.enabled else "disabled"
+
+    def previous_in_grace(self, now: datetime) -> datetime | None:
+        """When the previous secret stops, while it still works; else None."""
+        if self.previous_expires is not None and now < self.previous_expires:
+            return self.previous_expires
+        return None
 
 
 @dataclass(frozen=True)
@@ -60,6 +82,12 @@ class AccountState:
     api_enabled: bool = False
     account_key_id: str | None = None
     account_key_hash: str | None = None
+    #: The account key rotated away with a grace period, until its grace ends.
+    previous_account_key_id: str | None = None
+    previous_account_key_hash: str | None = None
+    previous_account_key_expires: datetime | None = None
+    #: Account keys (current or previous) reported leaked: key id -> where it was found.
+    leaked_account_keys: tuple[tuple[str, str], ...] = ()
     users: dict[str, User] = field(default_factory=dict)
     keys: dict[str, SecretKey] = field(default_factory=dict)
 
@@ -78,6 +106,9 @@ class AccountState:
             return self.keys[name]
         except KeyError:
             raise NotFound(f"API key {name[:64]!r} not found") from None
+
+    def key_by_id(self, key_id: str) -> SecretKey | None:
+        return next((k for k in self.keys.values() if k.key_id == key_id), None)
 
     def keys_of(self, user_id: str) -> list[SecretKey]:
         return [k for k in self.keys.values() if k.user_id == user_id]
@@ -113,7 +144,22 @@ def _apply(
         case ev.AccountKeyIssued():
             return replace(state, account_key_id=event.key_id, account_key_hash=event.key_hash)
         case ev.AccountKeyRevoked():
-            return replace(state, account_key_id=None, account_key_hash=None)
+            return _account_key_gone(state, event.key_id)
+        case ev.AccountKeyRetired():
+            return replace(
+                state,
+                previous_account_key_id=state.account_key_id,
+                previous_account_key_hash=state.account_key_hash,
+                previous_account_key_expires=event.expires,
+                account_key_id=None,
+                account_key_hash=None,
+            )
+        case ev.PreviousAccountKeyExpired():
+            return _account_key_gone(state, event.key_id)
+        case ev.AccountKeyReportedLeaked():
+            return replace(
+                state, leaked_account_keys=(*state.leaked_account_keys, (event.key_id, event.url))
+            )
         case ev.UserAdded():
             users[event.user_id] = User(event.user_id, event.name, event.email, Role(event.role))
         case ev.UserRenamed():
@@ -130,9 +176,22 @@ def _apply(
                 event.key_hash,
                 tuple(event.allowed_source_ips),
                 event.time,
+                description=event.description,
+                expires=event.expires,
             )
-        case ev.SecretKeyDeleted():
+        case ev.SecretKeyDeleted() | ev.SecretKeyRevoked():
             del keys[event.name]
+        case (
+            ev.SecretKeyRotated()
+            | ev.PreviousSecretExpired()
+            | ev.PreviousSecretRevoked()
+            | ev.SecretKeyDisabled()
+            | ev.SecretKeyEnabled()
+            | ev.SecretKeyDescriptionChanged()
+            | ev.SecretKeyExpiryChanged()
+            | ev.SecretKeyExpired()
+        ):
+            keys[event.name] = _key_lifecycle(keys[event.name], event)
         case ev.SourceSubnetAllowed():
             key = keys[event.name]
             keys[event.name] = replace(
@@ -145,6 +204,44 @@ def _apply(
         case _:
             raise ValueError(f"unknown event type {type(event).__name__}")
     return state
+
+
+def _account_key_gone(state: AccountState, key_id: str) -> AccountState:
+    """The current or the previous account key stopped working for good."""
+    leaks = tuple(leak for leak in state.leaked_account_keys if leak[0] != key_id)
+    if key_id == state.previous_account_key_id:
+        return replace(
+            state,
+            previous_account_key_id=None,
+            previous_account_key_hash=None,
+            previous_account_key_expires=None,
+            leaked_account_keys=leaks,
+        )
+    return replace(state, account_key_id=None, account_key_hash=None, leaked_account_keys=leaks)
+
+
+def _key_lifecycle(key: SecretKey, event: ev.Event) -> SecretKey:
+    match event:
+        case ev.SecretKeyRotated():
+            return replace(
+                key,
+                key_hash=event.key_hash,
+                previous_hash=event.previous_key_hash or None,
+                previous_expires=event.previous_expires,
+            )
+        case ev.PreviousSecretExpired() | ev.PreviousSecretRevoked():
+            return replace(key, previous_hash=None, previous_expires=None)
+        case ev.SecretKeyDisabled():
+            return replace(key, enabled=False)
+        case ev.SecretKeyEnabled():
+            return replace(key, enabled=True)
+        case ev.SecretKeyDescriptionChanged():
+            return replace(key, description=event.description)
+        case ev.SecretKeyExpiryChanged():
+            return replace(key, expires=event.expires, expiry_recorded=False)
+        case ev.SecretKeyExpired():
+            return replace(key, expiry_recorded=True)
+    raise ValueError(f"not a key lifecycle event: {type(event).__name__}")
 
 
 class Recorder:

@@ -6,6 +6,7 @@ Key material arrives here already hashed; a command never carries a secret.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +37,8 @@ class DisableApi(Command):
 class RotateAccountKey(Command):
     key_id: str
     key_hash: str
+    #: How long the current account key keeps working beside the new one (0: it stops now).
+    grace_seconds: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +68,8 @@ class CreateSecretKey(Command):
     key_id: str
     key_hash: str
     allowed_source_ips: tuple[str, ...] = ()
+    description: str = ""
+    expires: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,3 +87,45 @@ class AllowSourceSubnet(Command):
 class RemoveSourceSubnet(Command):
     name: str
     cidr: str
+
+
+# -- the key lifecycle ---------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class RotateSecretKey(Command):
+    name: str
+    #: The key id the new secret was made for: the key's own (a rotation keeps it).
+    key_id: str
+    key_hash: str
+    grace_seconds: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateSecretKey(Command):
+    """Change what is given: ``enabled``, ``description``, and the expiry when
+    ``change_expiry`` (``expires`` None then removes it)."""
+
+    name: str
+    enabled: bool | None = None
+    description: str | None = None
+    change_expiry: bool = False
+    expires: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordExpiries(Command):
+    """Record every expiry and grace end that the clock has already passed."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RevokeLeakedSecret(Command):
+    """A secret scanner reported the secret whose stored hash is ``key_hash``."""
+
+    key_id: str
+    key_hash: str
+    url: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportLeakedAccountKey(Command):
+    key_id: str
+    url: str

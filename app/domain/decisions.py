@@ -12,6 +12,7 @@ from typing import Any
 
 from keyledger.domain import commands as cmd
 from keyledger.domain import events as ev
+from keyledger.domain import lifecycle
 from keyledger.domain.account import (
     AccountState,
     Limits,
@@ -50,15 +51,6 @@ def disable_api(state: AccountState, _c: cmd.DisableApi, rec: Recorder, _: Limit
     if not state.api_enabled:
         raise Conflict("the API is already disabled for this account")
     rec.record(ev.ApiDisabled)
-
-
-def rotate_account_key(
-    state: AccountState, c: cmd.RotateAccountKey, rec: Recorder, _: Limits
-) -> None:
-    if state.account_key_id is None:
-        raise Conflict("the account has no account key yet: enable the API first")
-    rec.record(ev.AccountKeyRevoked, key_id=state.account_key_id)
-    rec.record(ev.AccountKeyIssued, key_id=c.key_id, key_hash=c.key_hash)
 
 
 def add_user(state: AccountState, c: cmd.AddUser, rec: Recorder, limits: Limits) -> None:
@@ -112,6 +104,8 @@ def create_secret_key(
 ) -> None:
     name = check_key_name(c.name)
     subnets = _checked_subnets(c.allowed_source_ips, limits)
+    description = lifecycle.check_description(c.description)
+    expires = None if c.expires is None else lifecycle.check_expiry(c.expires, rec.now, limits)
     try:
         user = state.user(c.user_id)
     except NotFound:
@@ -136,6 +130,8 @@ def create_secret_key(
         user_name=user.name,
         key_hash=c.key_hash,
         allowed_source_ips=subnets,
+        description=description,
+        expires=expires,
     )
 
 
@@ -191,7 +187,7 @@ DECISIONS: dict[type[cmd.Command], Decision] = {
     cmd.RegisterAccount: register_account,
     cmd.EnableApi: enable_api,
     cmd.DisableApi: disable_api,
-    cmd.RotateAccountKey: rotate_account_key,
+    cmd.RotateAccountKey: lifecycle.rotate_account_key,
     cmd.AddUser: add_user,
     cmd.UpdateUser: update_user,
     cmd.RemoveUser: remove_user,
@@ -199,6 +195,11 @@ DECISIONS: dict[type[cmd.Command], Decision] = {
     cmd.DeleteSecretKey: delete_secret_key,
     cmd.AllowSourceSubnet: allow_source_subnet,
     cmd.RemoveSourceSubnet: remove_source_subnet,
+    cmd.RotateSecretKey: lifecycle.rotate_secret_key,
+    cmd.UpdateSecretKey: lifecycle.update_secret_key,
+    cmd.RecordExpiries: lifecycle.record_expiries,
+    cmd.RevokeLeakedSecret: lifecycle.revoke_leaked_secret,
+    cmd.ReportLeakedAccountKey: lifecycle.report_leaked_account_key,
 }
 
 

@@ -19,7 +19,7 @@ from typing import ClassVar
 class Actor:
     """Who caused an event: a user through the API, or an operator through the CLI."""
 
-    kind: str  # "user" | "operator"
+    kind: str  # "user" | "operator" | "system"
     name: str
     user_id: str | None = None
     api_key_name: str | None = None
@@ -28,6 +28,10 @@ class Actor:
 
 
 OPERATOR = Actor(kind="operator", name="keyledger support")
+#: keyledger itself, recording what the clock already decided (an expiry, a grace's end).
+SYSTEM = Actor(kind="system", name="keyledger")
+#: The secret scanning partner endpoint, acting on a signed report of a leaked key.
+SECRET_SCANNING = Actor(kind="system", name="secret scanning")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,13 +110,18 @@ class UserRemoved(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class SecretKeyCreated(Event):
+    """Schema 2 added ``description`` and ``expires`` (upcast from 1 in ``mapper``)."""
+
     TYPE = "SecretKeyCreated"
+    SCHEMA = 2
     name: str
     key_id: str
     user_id: str
     user_name: str
     key_hash: str
     allowed_source_ips: tuple[str, ...] = field(default=())
+    description: str = ""
+    expires: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,6 +149,131 @@ class SourceSubnetRemoved(Event):
     cidr: str
 
 
+# -- the key lifecycle (docs/lifecycle.md) --------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class SecretKeyRotated(Event):
+    """A new secret for the key (same key id). With a grace period, the secret that was
+    current (``previous_key_hash``) keeps working until ``previous_expires``; any older
+    previous secret stops at once."""
+
+    TYPE = "SecretKeyRotated"
+    name: str
+    key_id: str
+    key_hash: str
+    previous_key_hash: str = ""
+    previous_expires: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreviousSecretExpired(Event):
+    """Recorded by keyledger after the instant a rotation's grace period ended."""
+
+    TYPE = "PreviousSecretExpired"
+    name: str
+    key_id: str
+    expired_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreviousSecretRevoked(Event):
+    """The previous secret of a key in its grace period stopped at once (reported leaked)."""
+
+    TYPE = "PreviousSecretRevoked"
+    name: str
+    key_id: str
+    key_hash: str
+    reason: str
+    url: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecretKeyDisabled(Event):
+    TYPE = "SecretKeyDisabled"
+    name: str
+    key_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecretKeyEnabled(Event):
+    TYPE = "SecretKeyEnabled"
+    name: str
+    key_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecretKeyDescriptionChanged(Event):
+    TYPE = "SecretKeyDescriptionChanged"
+    name: str
+    key_id: str
+    description: str
+    previous_description: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecretKeyExpiryChanged(Event):
+    """``expires`` None: the key no longer expires."""
+
+    TYPE = "SecretKeyExpiryChanged"
+    name: str
+    key_id: str
+    expires: datetime | None
+    previous_expires: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecretKeyExpired(Event):
+    """Recorded by keyledger after the instant ``expired_at`` (the key stopped working then,
+    whether or not this was recorded yet)."""
+
+    TYPE = "SecretKeyExpired"
+    name: str
+    key_id: str
+    expired_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecretKeyRevoked(Event):
+    """The key stopped working and is gone (like a deletion), for ``reason`` (``leaked``).
+    ``key_hash`` is kept so that a repeated report of the same secret is recognised."""
+
+    TYPE = "SecretKeyRevoked"
+    name: str
+    key_id: str
+    user_id: str
+    user_name: str
+    key_hash: str
+    reason: str
+    url: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountKeyRetired(Event):
+    """The account key was rotated away with a grace period: it works until ``expires``."""
+
+    TYPE = "AccountKeyRetired"
+    key_id: str
+    expires: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreviousAccountKeyExpired(Event):
+    """Recorded by keyledger after the grace period of a retired account key ended."""
+
+    TYPE = "PreviousAccountKeyExpired"
+    key_id: str
+    expired_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountKeyReportedLeaked(Event):
+    """A secret scanner found the account key in public; it keeps working (revoking it
+    would cut off the whole account): the operator rotates it with a grace period."""
+
+    TYPE = "AccountKeyReportedLeaked"
+    key_id: str
+    url: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.TYPE: cls
     for cls in (
@@ -156,5 +290,17 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SecretKeyDeleted,
         SourceSubnetAllowed,
         SourceSubnetRemoved,
+        SecretKeyRotated,
+        PreviousSecretExpired,
+        PreviousSecretRevoked,
+        SecretKeyDisabled,
+        SecretKeyEnabled,
+        SecretKeyDescriptionChanged,
+        SecretKeyExpiryChanged,
+        SecretKeyExpired,
+        SecretKeyRevoked,
+        AccountKeyRetired,
+        PreviousAccountKeyExpired,
+        AccountKeyReportedLeaked,
     )
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -20,8 +21,17 @@ from keyledger.domain.events import EVENT_TYPES, Actor, Event
 BASE_FIELDS = frozenset({"account_id", "version", "time", "actor"})
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _secret_key_created_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Keys created before the lifecycle (issue 9) have no description and never expire."""
+    return {**data, "description": "", "expires": None}
+
+
 #: (type name, schema version it reads) -> function returning the next version's data.
-UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    ("SecretKeyCreated", 1): _secret_key_created_v1_v2,
+}
 
 
 class CorruptEvent(KeyledgerError):
@@ -55,12 +65,33 @@ def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
+_TIME_FIELDS: dict[str, frozenset[str]] = {}
+
+
+def time_fields(cls: type[Event]) -> frozenset[str]:
+    """The data fields of ``cls`` that hold a moment (``datetime`` or ``datetime | None``):
+    stored as ``format_time`` text, read back as UTC datetimes."""
+    known = _TIME_FIELDS.get(cls.TYPE)
+    if known is None:
+        hints = typing.get_type_hints(cls)
+        known = _TIME_FIELDS[cls.TYPE] = frozenset(
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.name not in BASE_FIELDS
+            and (hints[f.name] is datetime or datetime in typing.get_args(hints[f.name]))
+        )
+    return known
+
+
 def event_data(event: Event) -> dict[str, Any]:
     data: dict[str, Any] = {}
+    moments = time_fields(type(event))
     for f in dataclasses.fields(event):
         if f.name in BASE_FIELDS:
             continue
         value = getattr(event, f.name)
+        if f.name in moments and value is not None:
+            value = format_time(value)
         data[f.name] = list(value) if isinstance(value, tuple) else value
     return data
 
@@ -90,9 +121,12 @@ def from_record(record: Mapping[str, str]) -> Event:
             schema += 1
         if schema != cls.SCHEMA:
             raise ValueError(f"schema {schema} is newer than this code knows ({cls.SCHEMA})")
+        moments = time_fields(cls)
         for name, value in data.items():
             if isinstance(value, list):
                 data[name] = tuple(value)
+            elif name in moments and value is not None:
+                data[name] = parse_time(value)
         return cls(
             account_id=record["account"],
             version=int(record["version"]),

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from keyledger.domain import events as ev
+from keyledger.domain.lifecycle_log import describe_lifecycle
 from keyledger.domain.mapper import format_seconds
 from keyledger.domain.text import quoted as q
 
@@ -95,7 +96,7 @@ def _describe(event: ev.Event) -> tuple[str, str, str, str]:
                 "update",
                 f"Source subnet {q(event.cidr)} removed from API key {q(event.name)}",
             )
-    raise ValueError(f"no system-log wording for {type(event).__name__}")
+    return describe_lifecycle(event)
 
 
 def entry_for(event: ev.Event) -> LogEntry:

@@ -71,8 +71,9 @@ def new_key_id(partition: int) -> str:
     return f"{partition:02x}{secrets.token_hex((KEY_ID_LENGTH - 2) // 2)}"
 
 
-def generate(kind: KeyKind, partition: int) -> ParsedKey:
-    key_id = new_key_id(partition)
+def generate(kind: KeyKind, partition: int, key_id: str | None = None) -> ParsedKey:
+    """A new key; with ``key_id``, a new secret for that key id (a rotation)."""
+    key_id = key_id or new_key_id(partition)
     secret = "".join(secrets.choice(BASE62) for _ in range(SECRET_LENGTH))
     body = f"{kind.value}_{key_id}{secret}"
     return ParsedKey(kind=kind, key_id=key_id, token=body + checksum(body))

@@ -13,11 +13,13 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, TypeVar, cast
 
 from flask import Flask, Response, current_app, g, request
 
+from keyledger.adapters.lastused import LastUseRecorder
 from keyledger.adapters.ratelimit import Allowance, RateLimiter
 from keyledger.authn.authenticator import (
     ACCOUNT_KEY_HEADER,
@@ -27,6 +29,7 @@ from keyledger.authn.authenticator import (
     Principal,
 )
 from keyledger.domain.events import Actor
+from keyledger.domain.mapper import format_time
 from keyledger.observability.logs import redact_keys
 from keyledger.observability.observer import IGNORE, Observer
 from keyledger.web import console
@@ -40,10 +43,13 @@ PUBLIC_ENDPOINTS = frozenset(
         "api-docs.openapi_json",
         "api-docs.openapi_swagger_ui",
         "forward.check",  # authenticates the original request itself
+        "secret_scanning.github",  # GitHub signs each report (app.web.scanning)
     }
 )
 #: The console's page and files, and Swagger UI's files: public, like the OpenAPI document.
 PUBLIC_ENDPOINTS |= console.PUBLIC_ENDPOINTS
+#: On authenticated responses when the presented credentials stop working at some instant.
+EXPIRES_HEADER = "X-Api-Key-Expires"
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -80,11 +86,17 @@ class Gate:
     ``require_api_key`` decorator, so all three decide the same way.
     """
 
-    def __init__(self, authenticator: Authenticator, limiter: RateLimiter):
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        limiter: RateLimiter,
+        last_use: LastUseRecorder | None = None,
+    ):
         self.authenticator = authenticator
         self.limiter = limiter
         #: Told every verdict (metrics, the request log); installed by the entry point.
         self.observer: Observer = IGNORE
+        self.last_use = last_use
 
     def evaluate(
         self,
@@ -102,10 +114,13 @@ class Gate:
             account_key=account_key,
             secret_key=secret_key,
         )
-        if not result.allowed or result.principal is None or not self.limiter.enabled:
+        principal = result.principal
+        if result.allowed and principal is not None and self.last_use is not None:
+            self.last_use.note((principal.secret_key_id, principal.account_key_id), source_ip)
+        if not result.allowed or principal is None or not self.limiter.enabled:
             verdict = Verdict(result)
         else:
-            verdict = Verdict(result, self.limiter.hit(result.principal.account_key_id))
+            verdict = Verdict(result, self.limiter.hit(principal.account_key_id))
         self.observer.decided(verdict)
         return verdict
 
@@ -175,13 +190,24 @@ def current_actor() -> Actor:
     )
 
 
+def expires_header(principal: Principal) -> dict[str, str]:
+    """``X-Api-Key-Expires`` when the presented keys stop working at some instant."""
+    if principal.expires_at is None:
+        return {}
+    return {EXPIRES_HEADER: format_time(datetime.fromtimestamp(principal.expires_at, UTC))}
+
+
 def stamp(response: Response) -> Response:
-    """Request id, no caching, and the caller's remaining rate-limit allowance."""
+    """Request id, no caching, the caller's remaining rate-limit allowance and, when the
+    keys expire, when (so that clients can warn their users in time)."""
     response.headers["X-Request-Id"] = request_id()
     response.headers.setdefault("Cache-Control", "no-store")
     remaining = g.get("rate_limit_remaining")
     if remaining is not None:
         response.headers["X-Rate-Limit-Remaining"] = str(remaining)
+    principal = g.get("principal")
+    if principal is not None:
+        response.headers.update(expires_header(principal))
     return response
 
 

@@ -59,6 +59,7 @@ class KeyLedger:
             RateLimiter(
                 container.redis, container.keyspace, container.settings.rate_limit_per_minute
             ),
+            container.last_use,
         )
         app.extensions["keyledger"] = container
         app.extensions["keyledger.gate"] = gate

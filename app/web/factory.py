@@ -14,11 +14,12 @@ from keyledger.bootstrap import Container, build, verify_partitions
 from keyledger.config import FORWARD_AUTH_HEADERS, Settings
 from keyledger.observability import logs as observability_logs
 from keyledger.observability import web as observability
-from keyledger.web import auth, console, errors, idempotency
+from keyledger.web import auth, console, errors, idempotency, scanning
 from keyledger.web.audit import audit_blp
 from keyledger.web.blueprint import Blueprint
 from keyledger.web.forward import ForwardAuthFastPath, forward_blp
 from keyledger.web.proxies import TrustedProxyFix
+from keyledger.web.scanning import scanning_blp
 from keyledger.web.schemas import ErrorSchema
 from keyledger.web.views import account_blp, keys_blp, users_blp
 
@@ -90,10 +91,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     for blueprint in (health_blp, account_blp, users_blp, keys_blp, audit_blp, forward_blp):
         api.register_blueprint(blueprint)
     console.install(app)
+    api.register_blueprint(scanning_blp)
+    scanning.install(app, settings.secret_scanning_keys)
     errors.register(app)
     gate = auth.Gate(
         container.authenticator,
         RateLimiter(container.redis, container.keyspace, settings.rate_limit_per_minute),
+        container.last_use,
     )
     app.extensions["keyledger.gate"] = gate
     auth.install(app, gate)

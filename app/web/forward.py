@@ -19,7 +19,7 @@ from keyledger.authn.authenticator import ACCOUNT_KEY_HEADER, SECRET_KEY_HEADER,
 from keyledger.config import FORWARD_AUTH_HEADERS
 from keyledger.domain.errors import KeyledgerError
 from keyledger.domain.paths import AmbiguousPath, decided_path
-from keyledger.web.auth import Gate, choose_request_id
+from keyledger.web.auth import Gate, choose_request_id, expires_header
 from keyledger.web.blueprint import Blueprint
 from keyledger.web.errors import error_response
 
@@ -146,5 +146,6 @@ class ForwardAuthFastPath:
         ]
         if verdict.allowance is not None:
             headers.append(("X-Rate-Limit-Remaining", str(verdict.allowance.remaining)))
+        headers.extend(expires_header(principal).items())
         start_response("200 OK", headers)
         return [b""]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
 from keyledger.domain.account import KEY_NAME, MAX_USER_NAME
+from keyledger.domain.lifecycle import MAX_DESCRIPTION, MAX_GRACE_SECONDS
 from keyledger.domain.network import MAX_CIDR_LENGTH
 from keyledger.domain.roles import ROLE_NAMES
 from keyledger.history import parse_entry_id
@@ -21,6 +23,26 @@ KEY_NAME_RULE = validate.Regexp(
 
 class StrictSchema(Schema):
     """Unknown fields are errors (marshmallow's default, stated for the reader)."""
+
+
+class StrictBoolean(fields.Boolean):
+    """JSON ``true`` or ``false`` only (marshmallow's Boolean also takes 1, "yes", "on")."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+#: An expiry as clients send it: ISO 8601 with its zone (Z for UTC).
+EXPIRES: dict[str, Any] = {
+    "data_key": "expiresTimestamp",
+    "validate": validate.Range(min=EPOCH, max=LATEST),
+    "metadata": {
+        "description": "ISO 8601 with its zone, e.g. 2026-12-01T10:00:00Z: in the future and "
+        "at most KEYLEDGER_MAX_KEY_LIFETIME_DAYS (default 366) ahead"
+    },
+}
 
 
 class ErrorBodySchema(StrictSchema):
@@ -52,6 +74,16 @@ class OwnerSchema(Schema):
 
 class KeyInfoSchema(Schema):
     name = fields.String()
+    user_id = fields.String(data_key="userId")
+    description = fields.String()
+    status = fields.String()
+    enabled = fields.Boolean()
+    expires_timestamp = fields.String(data_key="expiresTimestamp", allow_none=True)
+    previous_secret_expires_timestamp = fields.String(
+        data_key="previousSecretExpiresTimestamp", allow_none=True
+    )
+    last_used_timestamp = fields.String(data_key="lastUsedTimestamp", allow_none=True)
+    last_used_source_ip = fields.String(data_key="lastUsedSourceIp", allow_none=True)
     account_id = fields.String(data_key="accountId")
     account_name = fields.String(data_key="accountName")
     allowed_source_ips = fields.List(fields.String(), data_key="allowedSourceIps")
@@ -60,10 +92,28 @@ class KeyInfoSchema(Schema):
     http_source_ip = fields.String(data_key="httpSourceIp", allow_none=True)
 
 
+class AccountKeyInfoSchema(Schema):
+    """The account key the caller presented."""
+
+    last_used_timestamp = fields.String(data_key="lastUsedTimestamp", allow_none=True)
+    last_used_source_ip = fields.String(data_key="lastUsedSourceIp", allow_none=True)
+    expires_timestamp = fields.String(
+        data_key="expiresTimestamp",
+        allow_none=True,
+        metadata={"description": "when this key stops: set while it is in a rotation's grace"},
+    )
+    previous_key_expires_timestamp = fields.String(
+        data_key="previousKeyExpiresTimestamp",
+        allow_none=True,
+        metadata={"description": "end of the grace period of the account's previous key"},
+    )
+
+
 class AccountInfoSchema(Schema):
     id = fields.String()
     name = fields.String()
     key = fields.Nested(KeyInfoSchema)
+    account_key = fields.Nested(AccountKeyInfoSchema, data_key="accountKey")
 
 
 class WhoAmISchema(Schema):
@@ -93,12 +143,44 @@ class UserUpdateSchema(StrictSchema):
     role = fields.String(validate=validate.OneOf(ROLE_NAMES))
 
 
-class ApiKeySchema(NoticeMixin):
+class LifecycleFieldsMixin(Schema):
+    """What every key shows of its lifecycle (docs/lifecycle.md)."""
+
+    description = fields.String()
+    status = fields.String(
+        validate=validate.OneOf(["active", "disabled", "expired"]),
+        metadata={"description": "active, disabled or expired (from the instant of expiry)"},
+    )
+    enabled = fields.Boolean()
+    expires_timestamp = fields.String(data_key="expiresTimestamp", allow_none=True)
+    previous_secret_expires_timestamp = fields.String(
+        data_key="previousSecretExpiresTimestamp",
+        allow_none=True,
+        metadata={
+            "description": "while a rotation's grace period runs: when the previous "
+            "secret stops working"
+        },
+    )
+    last_used_timestamp = fields.String(
+        data_key="lastUsedTimestamp",
+        allow_none=True,
+        metadata={
+            "description": "null until first use; written in batches "
+            "(KEYLEDGER_LAST_USED_FLUSH_SECONDS)"
+        },
+    )
+    last_used_source_ip = fields.String(data_key="lastUsedSourceIp", allow_none=True)
+
+
+class ApiKeySchema(LifecycleFieldsMixin, NoticeMixin):
     name = fields.String()
     user_id = fields.String(data_key="userId")
     account_id = fields.String(data_key="accountId")
     allowed_source_ips = fields.List(fields.String(), data_key="allowedSourceIps")
     created_timestamp = fields.String(data_key="createdTimestamp")
+
+
+DESCRIPTION = {"description": "at most 200 printable characters (no control or bidi)"}
 
 
 class ApiKeyCreatedSchema(ApiKeySchema):
@@ -120,6 +202,46 @@ class ApiKeyCreateSchema(StrictSchema):
         load_default=list,
         validate=validate.Length(max=256),
     )
+    description = fields.String(
+        load_default="", validate=validate.Length(max=MAX_DESCRIPTION), metadata=DESCRIPTION
+    )
+    expires_timestamp = fields.AwareDateTime(**EXPIRES)
+
+
+class ApiKeyUpdateSchema(StrictSchema):
+    """Give at least one field; ``expiresTimestamp: null`` removes the expiry."""
+
+    enabled = StrictBoolean(metadata={"description": "false: every request with it gets 401"})
+    description = fields.String(validate=validate.Length(max=MAX_DESCRIPTION), metadata=DESCRIPTION)
+    expires_timestamp = fields.AwareDateTime(allow_none=True, **EXPIRES)
+
+
+class RotateSchema(StrictSchema):
+    grace_period_seconds = fields.Integer(
+        data_key="gracePeriodSeconds",
+        strict=True,
+        load_default=0,
+        validate=validate.Range(min=0, max=MAX_GRACE_SECONDS),
+        metadata={"description": "how long the previous secret keeps working (default 0)"},
+    )
+
+
+class ApiKeysQuerySchema(Schema):
+    unused_for_days = fields.Integer(
+        data_key="unusedForDays",
+        validate=validate.Range(min=1, max=36500),
+        metadata={
+            "description": "only keys unused for this many days (never used: since their creation)"
+        },
+    )
+
+
+class ScanVerdictSchema(Schema):
+    token_hash = fields.String(metadata={"description": "SHA-256 (hex) of the reported token"})
+    token_type = fields.String(
+        validate=validate.OneOf(["keyledger_secret_key", "keyledger_account_key", "unknown"])
+    )
+    label = fields.String(validate=validate.OneOf(["true_positive", "false_positive"]))
 
 
 class CidrSchema(StrictSchema):

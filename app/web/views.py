@@ -7,11 +7,12 @@ from typing import Any
 from flask import request
 from flask.views import MethodView
 
+from keyledger.domain import commands as cmd
 from keyledger.domain.account import AccountState, SecretKey, User
-from keyledger.domain.mapper import format_time
+from keyledger.keyinfo import KeyInfo, key_body, optional_time, use_fields
 from keyledger.web import schemas as s
 from keyledger.web.auth import current_actor, current_principal
-from keyledger.web.blueprint import Blueprint, changed, ledger
+from keyledger.web.blueprint import Blueprint, changed, container, ledger
 
 account_blp = Blueprint("account", __name__, url_prefix="/v1", description="The calling key")
 users_blp = Blueprint("users", __name__, url_prefix="/v1/users", description="Account users")
@@ -41,14 +42,18 @@ def user_body(state: AccountState, user: User) -> dict[str, Any]:
     }
 
 
-def key_body(state: AccountState, key: SecretKey) -> dict[str, Any]:
-    return {
-        "name": key.name,
-        "user_id": key.user_id,
-        "account_id": state.id,
-        "allowed_source_ips": list(key.allowed_source_ips),
-        "created_timestamp": format_time(key.created),
-    }
+def key_info() -> KeyInfo:
+    built = container()
+    return KeyInfo(built.keyspace, built.last_uses)
+
+
+def keys_body(state: AccountState, keys: list[SecretKey]) -> list[dict[str, Any]]:
+    """The keys as the API shows them, with their last uses (one read for all)."""
+    return key_info().bodies(state, keys, ledger().clock())
+
+
+def one_key(state: AccountState, name: str) -> dict[str, Any]:
+    return keys_body(state, [state.key(name)])[0]
 
 
 @account_blp.route("/")
@@ -60,15 +65,24 @@ class WhoAmI(MethodView):
         state = ledger().state(principal.account_id)
         key = state.key(principal.key_name)
         owner = state.user(key.user_id)
+        now = ledger().clock()
+        used = key_info().uses(state, (key.key_id, principal.account_key_id))
+        previous_ends = state.previous_account_key_expires
+        calling_previous = principal.account_key_id == state.previous_account_key_id
         return {
             "account": {
                 "id": state.id,
                 "name": state.name,
                 "key": {
-                    **key_body(state, key),
+                    **key_body(state, key, now, used.get(key.key_id)),
                     "account_name": state.name,
                     "owner": {"name": owner.name, "email": owner.email},
                     "http_source_ip": request.remote_addr,
+                },
+                "account_key": {
+                    **use_fields(used.get(principal.account_key_id)),
+                    "expires_timestamp": optional_time(previous_ends) if calling_previous else None,
+                    "previous_key_expires_timestamp": optional_time(previous_ends),
                 },
             }
         }
@@ -122,12 +136,19 @@ class UserItem(MethodView):
 
 @keys_blp.route("")
 class ApiKeys(MethodView):
+    @keys_blp.arguments(s.ApiKeysQuerySchema, location="query")
     @keys_blp.response(200, s.ApiKeysSchema)
-    def get(self) -> dict[str, Any]:
-        """All secret keys of the account (never their secrets)."""
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+        """All secret keys of the account (never their secrets).
+
+        With ``unusedForDays``, only those unused for that many days (a key never used
+        counts from its creation): candidates for deletion.
+        """
         state = ledger().state(current_principal().account_id)
         keys = sorted(state.keys.values(), key=lambda k: k.name)
-        return {"api_keys": [key_body(state, k) for k in keys]}
+        if "unused_for_days" in query:
+            keys = key_info().unused(state, keys, ledger().clock(), query["unused_for_days"])
+        return {"api_keys": keys_body(state, keys)}
 
     @keys_blp.arguments(s.ApiKeyCreateSchema)
     @keys_blp.response(201, s.ApiKeyCreatedSchema)
@@ -141,11 +162,10 @@ class ApiKeys(MethodView):
             body["user_id"],
             tuple(body["allowed_source_ips"]),
             current_actor(),
+            description=body["description"],
+            expires=body.get("expires_timestamp"),
         )
-        state = outcome.state
-        return changed(
-            outcome, {**key_body(state, state.key(body["name"])), "secret_key": secret}, 201
-        )
+        return changed(outcome, {**one_key(outcome.state, body["name"]), "secret_key": secret}, 201)
 
 
 @keys_blp.route("/<string:name>")
@@ -154,13 +174,52 @@ class ApiKeyItem(MethodView):
     def get(self, name: str) -> dict[str, Any]:
         """One secret key."""
         state = ledger().state(current_principal().account_id)
-        return key_body(state, state.key(name))
+        return one_key(state, name)
+
+    @keys_blp.arguments(s.ApiKeyUpdateSchema)
+    @keys_blp.response(200, s.ApiKeySchema)
+    def put(self, body: dict[str, Any], name: str) -> Any:
+        """Disable or enable the key, or change its description or expiry.
+
+        ``{"enabled": false}``: the next request with the key gets 401, in every web
+        process; ``true`` restores it. ``"expiresTimestamp": null`` removes the expiry.
+        """
+        outcome = ledger().update_secret_key(
+            cmd.UpdateSecretKey(
+                account_id=current_principal().account_id,
+                name=name,
+                enabled=body.get("enabled"),
+                description=body.get("description"),
+                change_expiry="expires_timestamp" in body,
+                expires=body.get("expires_timestamp"),
+            ),
+            current_actor(),
+        )
+        return changed(outcome, one_key(outcome.state, name), 200)
 
     @keys_blp.response(204)
     def delete(self, name: str) -> Any:
         """Delete a secret key: the next request with it fails."""
         outcome = ledger().delete_secret_key(current_principal().account_id, name, current_actor())
         return changed(outcome, None, 204)
+
+
+@keys_blp.route("/<string:name>/rotate")
+class RotateKey(MethodView):
+    @keys_blp.arguments(s.RotateSchema)
+    @keys_blp.response(200, s.ApiKeyCreatedSchema)
+    @keys_blp.doc(**IDEMPOTENT)
+    def post(self, body: dict[str, Any], name: str) -> Any:
+        """A new secret for the key, shown in this response only; everything else stays.
+
+        The previous secret keeps working for ``gracePeriodSeconds`` (0 to 604800,
+        default 0: it stops at once), then gets the same 401 as any bad key. Rotating
+        again during a grace period ends the older grace at once.
+        """
+        secret, outcome = ledger().rotate_secret_key(
+            current_principal().account_id, name, body["grace_period_seconds"], current_actor()
+        )
+        return changed(outcome, {**one_key(outcome.state, name), "secret_key": secret}, 200)
 
 
 @keys_blp.route("/<string:name>/allowed-source-ips")
@@ -173,7 +232,7 @@ class AllowedSourceIps(MethodView):
         outcome = ledger().allow_subnet(
             current_principal().account_id, name, body["cidr"], current_actor()
         )
-        return changed(outcome, key_body(outcome.state, outcome.state.key(name)), 200)
+        return changed(outcome, one_key(outcome.state, name), 200)
 
     @keys_blp.arguments(s.CidrSchema, location="query")
     @keys_blp.response(200, s.ApiKeySchema)
@@ -182,4 +241,4 @@ class AllowedSourceIps(MethodView):
         outcome = ledger().remove_subnet(
             current_principal().account_id, name, query["cidr"], current_actor()
         )
-        return changed(outcome, key_body(outcome.state, outcome.state.key(name)), 200)
+        return changed(outcome, one_key(outcome.state, name), 200)

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 GUNICORN = str(BIN / "gunicorn")
 KEYLEDGER = str(BIN / "keyledger")
+RQ = str(BIN / "rq")
 
 #: Start-up and shut-down bounds; processes normally need well under a tenth of these.
 BOOT_TIMEOUT = 30.0
@@ -383,6 +384,47 @@ class Stack:
             return "consuming" in process.log_text()
 
         wait_for(consuming, timeout=BOOT_TIMEOUT, what="the projector to consume")
+
+    @property
+    def queue(self) -> str:
+        """This stack's own RQ queue (the session's stacks share one Redis)."""
+        return f"keyledger-{self.namespace}"
+
+    def start_worker(self, name: str = "worker", **env: str) -> Process:
+        """The Procfile's ``worker`` (RQ, JSON serializer) on this stack's queue."""
+        argv = [
+            RQ,
+            "worker",
+            "--serializer",
+            "rq.serializers.JSONSerializer",
+            "--url",
+            self.redis_url,
+            self.queue,
+        ]
+        popen, log_path = self._spawn(name, argv, self.env(**env))
+        process = Process(name, popen, log_path)
+        self.processes.append(process)
+        wait_for(
+            lambda: "Listening on" in process.log_text() or not process.running,
+            timeout=BOOT_TIMEOUT,
+            what="the RQ worker to listen",
+        )
+        assert process.running, process.log_text()
+        return process
+
+    def start_scheduler(self, name: str = "scheduler", **env: str) -> Process:
+        """``keyledger scheduler``: enqueues an expiry sweep every KEYLEDGER_SWEEP_SECONDS."""
+        argv = [KEYLEDGER, "scheduler", "--queue", self.queue]
+        popen, log_path = self._spawn(name, argv, self.env(**env))
+        process = Process(name, popen, log_path)
+        self.processes.append(process)
+        wait_for(
+            lambda: "scheduling an expiry sweep" in process.log_text() or not process.running,
+            timeout=BOOT_TIMEOUT,
+            what="the scheduler to start",
+        )
+        assert process.running, process.log_text()
+        return process
 
     def start(self) -> WebServer:
         """The usual pair, started side by side: a projector and a web server."""

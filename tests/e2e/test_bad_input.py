@@ -200,6 +200,122 @@ CASES: dict[str, Case] = {
         status=404,
         kwargs={"json": {"cidr": "10.0.0.0/8"}},
     ),
+    # the key lifecycle (issue 9)
+    "enabled as a string": Case(
+        "PUT", "/v1/api-keys/{key}", fields=("enabled",), kwargs={"json": {"enabled": "false"}}
+    ),
+    "enabled as a number": Case(
+        "PUT", "/v1/api-keys/{key}", fields=("enabled",), kwargs={"json": {"enabled": 0}}
+    ),
+    "enabled null": Case(
+        "PUT", "/v1/api-keys/{key}", fields=("enabled",), kwargs={"json": {"enabled": None}}
+    ),
+    "key update with nothing": Case("PUT", "/v1/api-keys/{key}", kwargs={"json": {}}),
+    "key update of the name": Case(
+        "PUT", "/v1/api-keys/{key}", fields=("name",), kwargs={"json": {"name": "renamed-key-01"}}
+    ),
+    "description too long": Case(
+        "PUT",
+        "/v1/api-keys/{key}",
+        fields=("description",),
+        kwargs={"json": {"description": "d" * 201}},
+    ),
+    "description with a bidi override": Case(
+        "PUT",
+        "/v1/api-keys/{key}",
+        fields=("description",),
+        kwargs={"json": {"description": "deploy \u202egnp.exe"}},
+    ),
+    "description with a newline": Case(
+        "PUT",
+        "/v1/api-keys/{key}",
+        fields=("description",),
+        kwargs={"json": {"description": "a\nb"}},
+    ),
+    "description of the wrong type": Case(
+        "PUT", "/v1/api-keys/{key}", fields=("description",), kwargs={"json": {"description": 5}}
+    ),
+    "expiry in the past": Case(
+        "PUT",
+        "/v1/api-keys/{key}",
+        fields=("expiresTimestamp",),
+        kwargs={"json": {"expiresTimestamp": "2001-01-01T00:00:00Z"}},
+    ),
+    "expiry beyond the longest lifetime": Case(
+        "PUT",
+        "/v1/api-keys/{key}",
+        fields=("expiresTimestamp",),
+        kwargs={"json": {"expiresTimestamp": "9000-01-01T00:00:00Z"}},
+    ),
+    "expiry without a zone": Case(
+        "PUT",
+        "/v1/api-keys/{key}",
+        fields=("expiresTimestamp",),
+        kwargs={"json": {"expiresTimestamp": "2030-01-01T00:00:00"}},
+    ),
+    "expiry that is not a time": Case(
+        "PUT",
+        "/v1/api-keys/{key}",
+        fields=("expiresTimestamp",),
+        kwargs={"json": {"expiresTimestamp": "tomorrow"}},
+    ),
+    "expiry as a number": Case(
+        "PUT",
+        "/v1/api-keys/{key}",
+        fields=("expiresTimestamp",),
+        kwargs={"json": {"expiresTimestamp": 1893456000}},
+    ),
+    "new key expiring in the past": Case(
+        "POST",
+        "/v1/api-keys",
+        fields=("expiresTimestamp",),
+        kwargs={"json": key(expiresTimestamp="2001-01-01T00:00:00Z")},
+    ),
+    "new key with a control character in its description": Case(
+        "POST",
+        "/v1/api-keys",
+        fields=("description",),
+        kwargs={"json": key(description="bell\u0007")},
+    ),
+    "negative grace period": Case(
+        "POST",
+        "/v1/api-keys/{key}/rotate",
+        fields=("gracePeriodSeconds",),
+        kwargs={"json": {"gracePeriodSeconds": -1}},
+    ),
+    "grace period over 7 days": Case(
+        "POST",
+        "/v1/api-keys/{key}/rotate",
+        fields=("gracePeriodSeconds",),
+        kwargs={"json": {"gracePeriodSeconds": 604801}},
+    ),
+    "grace period as a string": Case(
+        "POST",
+        "/v1/api-keys/{key}/rotate",
+        fields=("gracePeriodSeconds",),
+        kwargs={"json": {"gracePeriodSeconds": "60"}},
+    ),
+    "grace period as a fraction": Case(
+        "POST",
+        "/v1/api-keys/{key}/rotate",
+        fields=("gracePeriodSeconds",),
+        kwargs={"json": {"gracePeriodSeconds": 1.5}},
+    ),
+    "grace period as a boolean": Case(
+        "POST",
+        "/v1/api-keys/{key}/rotate",
+        fields=("gracePeriodSeconds",),
+        kwargs={"json": {"gracePeriodSeconds": True}},
+    ),
+    "rotation of an unknown key": Case(
+        "POST", "/v1/api-keys/no-such-key-0001/rotate", status=404, kwargs={"json": {}}
+    ),
+    "unused for zero days": Case(
+        "GET", "/v1/api-keys", fields=("unusedForDays",), kwargs={"params": {"unusedForDays": 0}}
+    ),
+    "unused for a word": Case(
+        "GET", "/v1/api-keys", fields=("unusedForDays",), kwargs={"params": {"unusedForDays": "x"}}
+    ),
     # pages, paths and methods
     "huge log offset": Case(
         "GET", "/v1/logs", fields=("offset",), kwargs={"params": {"offset": 10**7}}
@@ -330,6 +446,40 @@ def test_a_bad_request_does_not_disturb_the_next_one(tenant: Tenant) -> None:
                 "10.0.0.1/8",
             ),
             "allowedSourceIps",
+        ),
+        (("account-key", "rotate", "--account", "{account}", "--grace", "1w"), "grace"),
+        (("account-key", "rotate", "--account", "{account}", "--grace", "-5m"), "grace"),
+        (("account-key", "rotate", "--account", "{account}", "--grace", "8d"), "grace"),
+        (("account-key", "rotate", "--account", "{account}", "--grace", "24"), "grace"),
+        (
+            (
+                "key",
+                "create",
+                "--account",
+                "{account}",
+                "--user",
+                "{owner}",
+                "--name",
+                "valid-name-0002",
+                "--expires",
+                "2001-01-01T00:00:00Z",
+            ),
+            "expiresTimestamp",
+        ),
+        (
+            (
+                "key",
+                "create",
+                "--account",
+                "{account}",
+                "--user",
+                "{owner}",
+                "--name",
+                "valid-name-0003",
+                "--expires",
+                "next week",
+            ),
+            "expiresTimestamp",
         ),
     ],
 )

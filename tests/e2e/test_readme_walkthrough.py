@@ -53,6 +53,13 @@ def test_readme_walkthrough_runs_as_written(
     )
     assert result.returncode == 0, result.stderr[-2000:]
     codes = re.findall(r"^(\d{3})$", result.stdout, re.M)
-    assert codes == ["401", "403", "200"], result.stdout
+    # both keys required; subnet refused, then allowed; the key's life: an old secret in
+    # its grace and the new one, an expired key, a disabled key, the same enabled again
+    assert codes == ["401", "403", "200", "200", "200", "401", "401", "200"], result.stdout
     assert '"accountName":"Acme Inc"' in result.stdout
     assert '"apiKeyName":"ann-rescue-key-1"' in result.stdout
+    assert re.search(
+        r"^x-api-key-expires: \d{4}-\d\d-\d\dT[\d:.]+Z\s*$", result.stdout, re.M | re.I
+    )
+    assert "\ndisabled\n" in result.stdout
+    assert '{"apiKeys":[]}' in result.stdout and '{"apiKeys": []}' in result.stdout

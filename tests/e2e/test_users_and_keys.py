@@ -133,7 +133,15 @@ def test_created_key_shows_its_secret_once(tenant: Tenant) -> None:
         "allowedSourceIps",
         "createdTimestamp",
         "secretKey",
+        "description",
+        "status",
+        "enabled",
+        "expiresTimestamp",
+        "previousSecretExpiresTimestamp",
+        "lastUsedTimestamp",
+        "lastUsedSourceIp",
     }
+    assert (created["status"], created["lastUsedTimestamp"]) == ("active", None)
     secret = created["secretKey"]
     assert secret.startswith("klsk_")
     assert (created["name"], created["userId"], created["accountId"]) == (

@@ -23,10 +23,10 @@ def snapshot(client: redis.Redis, namespace: str) -> dict[str, object]:
             state[key] = sorted(client.smembers(key))
         elif kind == "string":
             state[key] = client.get(key)
-        elif kind == "stream":
-            state[key] = client.xrange(key)
         elif kind == "zset":
             state[key] = client.zrange(key, 0, -1, withscores=True)
+        elif kind == "stream":
+            state[key] = client.xrange(key)
         else:
             raise AssertionError(f"{key} is a {kind}: teach snapshot() to compare it")
     return state

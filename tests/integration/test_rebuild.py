@@ -8,6 +8,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -25,12 +26,14 @@ from keyledger.adapters.authlookup import AuthLookup
 from keyledger.authn.authenticator import Authenticator
 from keyledger.bootstrap import Container, check_partitions
 from keyledger.cli import main
+from keyledger.domain import commands as cmd
 from keyledger.domain.errors import KeyledgerError
-from keyledger.domain.events import OPERATOR
+from keyledger.domain.events import OPERATOR, SYSTEM
 from keyledger.domain.roles import ROLE_NAMES
 from keyledger.workers.fold import MemoryFold
-from keyledger.workers.rebuild import Progress, Rebuilder
+from keyledger.workers.rebuild import Progress, Rebuilder, RebuildError
 from tests.integration.helpers import Bootstrapped, bootstrap
+from tests.integration.lifecycle_helpers import Clock
 from tests.integration.test_projector import drain, make_projector, snapshot
 
 SUBNETS = [f"10.{i}.0.0/16" for i in range(6)] + [f"2001:db8:{i:x}::/48" for i in range(4)]
@@ -45,9 +48,15 @@ class FastHasher:
 
 
 def random_history(container: Container, rng: random.Random, changes: int, accounts: int) -> int:
-    """``changes`` random changes across ``accounts`` accounts; returns how many were recorded."""
+    """``changes`` random changes across ``accounts`` accounts; returns how many were recorded.
+
+    The ledger's clock moves a minute per change, so expiries and grace periods set
+    along the way come due and are recorded (``RecordExpiries``) as the history goes.
+    """
     ledger = container.ledger
     real_hasher, ledger.hasher = ledger.hasher, FastHasher()  # type: ignore[assignment]
+    real_clock, clock = ledger.clock, Clock()
+    ledger.clock = clock
     try:
         ids = [
             ledger.register_account(f"Acct {n}", "Ann Owner", f"ann{n}@x.io", OPERATOR)[0]
@@ -55,6 +64,7 @@ def random_history(container: Container, rng: random.Random, changes: int, accou
         ]
         recorded = accounts
         for step in range(changes):
+            clock.advance(minutes=1)
             try:
                 change(ledger, rng, rng.choice(ids), step)
                 recorded += 1
@@ -62,12 +72,15 @@ def random_history(container: Container, rng: random.Random, changes: int, accou
                 pass  # a change the account refuses (last owner, duplicate, ...) records nothing
         return recorded
     finally:
-        ledger.hasher = real_hasher
+        ledger.hasher, ledger.clock = real_hasher, real_clock
 
 
 def change(ledger: Any, rng: random.Random, account_id: str, step: int) -> None:
     state = ledger.state(account_id)
     users, keys = sorted(state.users), sorted(state.keys)
+    if keys and rng.random() < 0.3:
+        lifecycle_change(ledger, rng, state, keys)
+        return
     roll = rng.random()
     if roll < 0.04:
         if state.api_enabled:
@@ -96,6 +109,44 @@ def change(ledger: Any, rng: random.Random, account_id: str, step: int) -> None:
         name = rng.choice(keys)
         allowed = state.keys[name].allowed_source_ips
         ledger.remove_subnet(account_id, name, rng.choice(allowed or SUBNETS), OPERATOR)
+
+
+def lifecycle_change(ledger: Any, rng: random.Random, state: Any, keys: list[str]) -> None:
+    """A random step of a key's life: rotations, expiries, disable, leaks (issue 9)."""
+    account_id, name, now = state.id, rng.choice(keys), ledger.clock()
+    key = state.keys[name]
+    roll = rng.random()
+    if roll < 0.2:
+        ledger.rotate_secret_key(account_id, name, rng.choice([0, 60, 600, 7200, 86400]), SYSTEM)
+    elif roll < 0.35:
+        ledger.update_secret_key(
+            cmd.UpdateSecretKey(account_id=account_id, name=name, enabled=not key.enabled), SYSTEM
+        )
+    elif roll < 0.45:
+        ledger.update_secret_key(
+            cmd.UpdateSecretKey(account_id=account_id, name=name, description=f"step {now:%H%M}"),
+            SYSTEM,
+        )
+    elif roll < 0.6:
+        expires = None if rng.random() < 0.2 else now + timedelta(minutes=rng.randint(1, 90))
+        ledger.update_secret_key(
+            cmd.UpdateSecretKey(
+                account_id=account_id, name=name, change_expiry=True, expires=expires
+            ),
+            SYSTEM,
+        )
+    elif roll < 0.78:
+        ledger.record_expiries(account_id, SYSTEM)
+    elif roll < 0.84:
+        in_grace = key.previous_in_grace(now) is not None
+        leaked = key.previous_hash if in_grace and rng.random() < 0.8 else key.key_hash
+        ledger.revoke_leaked_secret(account_id, key.key_id, leaked, "https://github.com/x", SYSTEM)
+    elif roll < 0.92 and state.account_key_id:
+        ledger.rotate_account_key(account_id, SYSTEM, rng.choice([0, 300, 3600]))
+    elif state.account_key_id:
+        ledger.report_leaked_account_key(
+            account_id, state.account_key_id, "https://github.com/y", SYSTEM
+        )
 
 
 # -- fixtures and helpers -----------------------------------------------------------------
@@ -216,6 +267,30 @@ def test_a_rebuild_repairs_corrupted_deleted_and_stray_projection_keys(
 
     rebuild(container, rq_client)
 
+    assert snapshot(redis_client, namespace) == live
+
+
+def test_a_shadow_that_differs_from_its_replay_is_never_switched_to(
+    container: Container, projector, redis_client, namespace
+) -> None:
+    container.ledger.apply_timeout = 0.0
+    random_history(container, random.Random(11), changes=400, accounts=4)
+    wait_until_applied(container)
+    live = snapshot(redis_client, namespace)
+    tampered: list[str] = []
+
+    class Tampering(Rebuilder):
+        """Something writes into the shadow between the replay and the check."""
+
+        def _check(self, generation: Any) -> None:
+            for key in generation.fold.zsets:  # the expiry index
+                self.client.zadd(key, {"expiry:x:00ff": 1})
+                tampered.append(key)
+            super()._check(generation)
+
+    with pytest.raises(RebuildError, match="differs from the replay"):
+        Tampering(container.redis, container.keyspace).run(["auth"])
+    assert tampered
     assert snapshot(redis_client, namespace) == live
 
 
@@ -530,8 +605,23 @@ OPERATIONS = st.lists(
         st.tuples(st.just("hset"), KEY_NAMES, st.dictionaries(VALUES, VALUES, min_size=1)),
         st.tuples(st.just("sadd"), KEY_NAMES, st.lists(VALUES, min_size=1)),
         st.tuples(st.just("srem"), KEY_NAMES, st.lists(VALUES, min_size=1)),
+        st.tuples(st.just("hdel"), KEY_NAMES, st.lists(VALUES, min_size=1)),
+        st.tuples(
+            st.just("zadd"),
+            KEY_NAMES,
+            st.dictionaries(VALUES, st.integers(0, 2**50), min_size=1),
+        ),
+        st.tuples(st.just("zrem"), KEY_NAMES, st.lists(VALUES, min_size=1)),
         st.tuples(st.just("delete"), KEY_NAMES, st.just(None)),
-        st.tuples(st.just("zadd"), KEY_NAMES, st.lists(VALUES, min_size=1, unique=True)),
+    ),
+    max_size=30,
+)
+#: What the system-log indexes see: members appended with growing scores, and deletions.
+INDEX_OPERATIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("append"), KEY_NAMES, st.lists(VALUES, min_size=1, unique=True)),
+        st.tuples(st.just("sadd"), KEY_NAMES, st.lists(VALUES, min_size=1)),
+        st.tuples(st.just("delete"), KEY_NAMES, st.just(None)),
     ),
     max_size=30,
 )
@@ -547,18 +637,46 @@ def test_the_memory_fold_writes_what_redis_would_hold(
     direct, folded = f"{namespace}:direct:", f"{namespace}:folded:"
     redis_client.delete(*(p + k for p in (direct, folded) for k in ("fold:a", "fold:b", "fold:c")))
     fold = MemoryFold()
-    scores = iter(range(1, 10_000))  # sorted sets grow as the system-log indexes do
+    follow_redis(redis_client, fold, operations, flush_every, direct, folded)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(operations=INDEX_OPERATIONS, flush_every=st.integers(1, 10))
+def test_the_memory_fold_appends_to_streamed_sorted_sets_what_redis_would_hold(
+    redis_client, namespace, operations: list[tuple[str, str, Any]], flush_every: int
+) -> None:
+    direct, folded = f"{namespace}:direct:", f"{namespace}:folded:"
+    redis_client.delete(*(p + k for p in (direct, folded) for k in ("fold:a", "fold:b", "fold:c")))
+    fold = MemoryFold(streamed=lambda name: True)
+    scores = iter(range(1, 10_000))  # the indexes grow as the system log does
+    appends = [
+        ("zadd", key, {f"{m}-{next(scores)}": next(scores) for m in arg})
+        if op == "append"
+        else (op, key, arg)
+        for op, key, arg in operations
+    ]
+    follow_redis(redis_client, fold, appends, flush_every, direct, folded)
+    assert not fold.zsets  # streamed: never held whole
+
+
+def follow_redis(
+    redis_client: redis.Redis,
+    fold: MemoryFold,
+    operations: list[tuple[str, str, Any]],
+    flush_every: int,
+    direct: str,
+    folded: str,
+) -> None:
+    """Apply ``operations`` to Redis and to ``fold`` (flushed to Redis): the same keys result."""
     with redis_client.pipeline(transaction=False) as pipe:
         for n, (op, key, arg) in enumerate(operations):
-            if op == "zadd":
-                arg = {f"{member}-{next(scores)}": next(scores) for member in arg}
             try:
-                if op == "hset":
-                    redis_client.hset(direct + key, mapping=arg)
-                elif op in {"sadd", "srem"}:
+                if op in {"hset", "zadd"}:
+                    getattr(redis_client, op)(direct + key, mapping=arg)
+                elif op in {"sadd", "srem", "hdel", "zrem"}:
                     getattr(redis_client, op)(direct + key, *arg)
-                elif op == "zadd":
-                    redis_client.zadd(direct + key, arg)
                 else:
                     redis_client.delete(direct + key)
             except redis.ResponseError:
@@ -577,12 +695,10 @@ def test_the_memory_fold_writes_what_redis_would_hold(
 
 
 def call_fold(fold: MemoryFold, op: str, key: str, arg: Any) -> None:
-    if op == "hset":
-        fold.hset(key, mapping=arg)
-    elif op in {"sadd", "srem"}:
+    if op in {"hset", "zadd"}:
+        getattr(fold, op)(key, mapping=arg)
+    elif op in {"sadd", "srem", "hdel", "zrem"}:
         getattr(fold, op)(key, *arg)
-    elif op == "zadd":
-        fold.zadd(key, arg)
     else:
         fold.delete(key)
 
@@ -598,10 +714,15 @@ def dump(client: redis.Redis, key: str) -> object:
     return kind
 
 
-def test_the_memory_fold_refuses_a_sorted_set_member_that_is_not_an_append() -> None:
-    fold = MemoryFold()
+def test_the_memory_fold_refuses_a_streamed_member_that_is_not_an_append() -> None:
+    fold = MemoryFold(streamed=lambda name: name == "index")
     fold.zadd("index", {"1700000000000-0": 1, "1700000000000-1": 2})
     for late in ({"1700000000000-2": 2}, {"1699999999999-0": 0.5}):
         with pytest.raises(ValueError, match="not above"):
             fold.zadd("index", late)
-    assert fold.zsets["index"] == (2.0, "1700000000000-1", 2)
+    with pytest.raises(ValueError, match="only ever appended"):
+        fold.zrem("index", "1700000000000-0")
+    assert fold.indexes["index"] == (2.0, "1700000000000-1", 2)
+    fold.zadd("small", {"a": 5})
+    fold.zadd("small", {"a": 1})  # held whole: any change
+    assert fold.zsets["small"] == {"a": 1.0}

@@ -292,12 +292,23 @@ def test_state_lists_everything_an_account_holds(cli, journey: Journey) -> None:
         "time",
         "apiEnabled",
         "hasAccountKey",
+        "previousAccountKeyExpiresTimestamp",
+        "accountKeysReportedLeaked",
         "users",
         "apiKeys",
     }
     assert at["accountId"] == journey.b.account_id and at["name"] == "Acme"
     assert set(at["users"][0]) == {"id", "name", "email", "role"}
-    assert set(at["apiKeys"][0]) == {"name", "userId", "allowedSourceIps", "createdTimestamp"}
+    assert set(at["apiKeys"][0]) == {
+        "name",
+        "userId",
+        "allowedSourceIps",
+        "createdTimestamp",
+        "description",
+        "enabled",
+        "expiresTimestamp",
+        "previousSecretExpiresTimestamp",
+    }
 
 
 def test_state_without_json_reads_as_text(cli, journey: Journey) -> None:

@@ -26,6 +26,8 @@ from keyledger.policies.facts import (
 )
 
 NOW = datetime(2019, 3, 15, 14, 26, 2, tzinfo=UTC)
+#: A day after ``NOW``: an expiry or the end of a grace period.
+LATER = datetime(2019, 3, 16, 14, 26, 2, tzinfo=UTC)
 ACCOUNT_ID = "acc-0001"
 OWNER_ID = "u-owner"
 OWNER_NAME = "Ada Owner"
@@ -204,5 +206,56 @@ SAMPLES: dict[str, ev.Event] = {
     ),
     "SourceSubnetRemoved": ev.SourceSubnetRemoved(
         **BASE, name="ci-deploy-key", key_id="00bb", cidr="10.2.5.0/24"
+    ),
+    "SecretKeyRotated": ev.SecretKeyRotated(
+        **BASE,
+        name="ci-deploy-key",
+        key_id="00bb",
+        key_hash="$argon2id$new",
+        previous_key_hash="$argon2id$y",
+        previous_expires=LATER,
+    ),
+    "PreviousSecretExpired": ev.PreviousSecretExpired(
+        **BASE, name="ci-deploy-key", key_id="00bb", expired_at=LATER
+    ),
+    "PreviousSecretRevoked": ev.PreviousSecretRevoked(
+        **BASE,
+        name="ci-deploy-key",
+        key_id="00bb",
+        key_hash="$argon2id$y",
+        reason="leaked",
+        url="https://github.com/acme/app/blob/main/.env",
+    ),
+    "SecretKeyDisabled": ev.SecretKeyDisabled(**BASE, name="ci-deploy-key", key_id="00bb"),
+    "SecretKeyEnabled": ev.SecretKeyEnabled(**BASE, name="ci-deploy-key", key_id="00bb"),
+    "SecretKeyDescriptionChanged": ev.SecretKeyDescriptionChanged(
+        **BASE,
+        name="ci-deploy-key",
+        key_id="00bb",
+        description='Deploys "web" from CI',
+        previous_description="",
+    ),
+    "SecretKeyExpiryChanged": ev.SecretKeyExpiryChanged(
+        **BASE, name="ci-deploy-key", key_id="00bb", expires=LATER, previous_expires=None
+    ),
+    "SecretKeyExpired": ev.SecretKeyExpired(
+        **BASE, name="ci-deploy-key", key_id="00bb", expired_at=LATER
+    ),
+    "SecretKeyRevoked": ev.SecretKeyRevoked(
+        **BASE,
+        name="ci-deploy-key",
+        key_id="00bb",
+        user_id="u-owner",
+        user_name="Ada",
+        key_hash="$argon2id$y",
+        reason="leaked",
+        url="https://github.com/acme/app/blob/main/.env",
+    ),
+    "AccountKeyRetired": ev.AccountKeyRetired(**BASE, key_id="00aa", expires=LATER),
+    "PreviousAccountKeyExpired": ev.PreviousAccountKeyExpired(
+        **BASE, key_id="00aa", expired_at=LATER
+    ),
+    "AccountKeyReportedLeaked": ev.AccountKeyReportedLeaked(
+        **BASE, key_id="00aa", url="https://github.com/acme/app/blob/main/.env"
     ),
 }

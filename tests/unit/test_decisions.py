@@ -68,6 +68,11 @@ NON_REGISTER_COMMANDS = [
     cmd.DeleteSecretKey(account_id=ACCOUNT_ID, name=KEY),
     cmd.AllowSourceSubnet(account_id=ACCOUNT_ID, name=KEY, cidr="10.0.0.0/8"),
     cmd.RemoveSourceSubnet(account_id=ACCOUNT_ID, name=KEY, cidr="10.0.0.0/8"),
+    cmd.RotateSecretKey(account_id=ACCOUNT_ID, name=KEY, key_id="k", key_hash="h"),
+    cmd.UpdateSecretKey(account_id=ACCOUNT_ID, name=KEY, enabled=False),
+    cmd.RecordExpiries(account_id=ACCOUNT_ID),
+    cmd.RevokeLeakedSecret(account_id=ACCOUNT_ID, key_id="k", key_hash="h", url="https://x"),
+    cmd.ReportLeakedAccountKey(account_id=ACCOUNT_ID, key_id="k", url="https://x"),
 ]
 
 

@@ -105,6 +105,8 @@ def test_item_fields_are_camel_case() -> None:
         "userId": "u-owner",
         "userName": "Ada",
         "allowedSourceIps": ["10.2.5.0/24", "2001:db8::/32"],
+        "description": "",
+        "expires": None,
     }
     assert item["actor"]["apiKeyName"] == "owner-automation"
     assert item["actor"]["sourceIp"] == "10.0.0.1"
@@ -335,12 +337,20 @@ def test_state_body_lists_users_keys_subnets_and_the_switches() -> None:
             "userId": "u-vic",
             "allowedSourceIps": [],
             "createdTimestamp": "2019-03-15T14:32:02.000Z",
+            "description": "",
+            "enabled": True,
+            "expiresTimestamp": None,
+            "previousSecretExpiresTimestamp": None,
         },
         {
             "name": "ops-key-000001",
             "userId": "u-owner",
             "allowedSourceIps": ["10.0.0.0/8"],
             "createdTimestamp": "2019-03-15T14:33:02.000Z",
+            "description": "",
+            "enabled": True,
+            "expiresTimestamp": None,
+            "previousSecretExpiresTimestamp": None,
         },
     ]
     assert "argon2" not in json.dumps(body)

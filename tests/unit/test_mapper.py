@@ -102,6 +102,7 @@ FIELD_STRATEGIES: dict[Any, st.SearchStrategy[Any]] = {
     str: texts,
     int: st.integers(min_value=1, max_value=2**53),
     datetime: ms_times,
+    datetime | None: st.none() | ms_times,
     ev.Actor: actors,
     tuple[str, ...]: st.lists(texts, max_size=4).map(tuple),
 }

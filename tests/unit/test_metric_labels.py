@@ -55,7 +55,8 @@ def test_an_admitted_request_counts_without_naming_who_made_it() -> None:
 
     text = rendered(metrics)
     for value in PRINCIPAL.__dict__.values():
-        assert value not in text
+        if value is not None:
+            assert str(value) not in text
     assert samples(metrics, "keyledger_auth_decisions_total") == {
         (("policy", "none"), ("result", "allowed"), ("status", "200")): 1.0
     }

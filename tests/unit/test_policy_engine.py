@@ -82,9 +82,13 @@ def test_default_policies_cover_every_condition() -> None:
     assert names == {
         "credentials_present",
         "account_key_valid",
+        "account_key_in_grace",
         "api_enabled",
         "secret_key_valid",
+        "previous_secret_in_grace",
         "same_account",
+        "key_enabled",
+        "key_not_expired",
         "role_permits",
         "source_ip_allowed",
     }

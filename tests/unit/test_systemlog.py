@@ -58,6 +58,72 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
         "update",
         'Source subnet "10.2.5.0/24" removed from API key "ci-deploy-key"',
     ),
+    "SecretKeyRotated": (
+        "api-key",
+        "ci-deploy-key",
+        "update",
+        'API key "ci-deploy-key" rotated; previous secret valid until 2019-03-16T14:26:02Z',
+    ),
+    "PreviousSecretExpired": (
+        "api-key",
+        "ci-deploy-key",
+        "update",
+        'Previous secret of API key "ci-deploy-key" expired at 2019-03-16T14:26:02Z '
+        "(end of the rotation's grace period)",
+    ),
+    "PreviousSecretRevoked": (
+        "api-key",
+        "ci-deploy-key",
+        "update",
+        'Previous secret of API key "ci-deploy-key" revoked: reported leaked at '
+        '"https://github.com/acme/app/blob/main/.env"',
+    ),
+    "SecretKeyDisabled": ("api-key", "ci-deploy-key", "update", 'API key "ci-deploy-key" disabled'),
+    "SecretKeyEnabled": ("api-key", "ci-deploy-key", "update", 'API key "ci-deploy-key" enabled'),
+    "SecretKeyDescriptionChanged": (
+        "api-key",
+        "ci-deploy-key",
+        "update",
+        'Description of API key "ci-deploy-key" set to "Deploys \\"web\\" from CI"',
+    ),
+    "SecretKeyExpiryChanged": (
+        "api-key",
+        "ci-deploy-key",
+        "update",
+        'Expiry of API key "ci-deploy-key" set to 2019-03-16T14:26:02Z',
+    ),
+    "SecretKeyExpired": (
+        "api-key",
+        "ci-deploy-key",
+        "update",
+        'API key "ci-deploy-key" expired at 2019-03-16T14:26:02Z',
+    ),
+    "SecretKeyRevoked": (
+        "api-key",
+        "ci-deploy-key",
+        "delete",
+        'API key "ci-deploy-key" of user "Ada" revoked: reported leaked at '
+        '"https://github.com/acme/app/blob/main/.env"',
+    ),
+    "AccountKeyRetired": (
+        "account-key",
+        "acc-0001",
+        "update",
+        "Account key rotated; previous account key valid until 2019-03-16T14:26:02Z",
+    ),
+    "PreviousAccountKeyExpired": (
+        "account-key",
+        "acc-0001",
+        "delete",
+        "Previous account key expired at 2019-03-16T14:26:02Z (end of the rotation's grace period)",
+    ),
+    "AccountKeyReportedLeaked": (
+        "account-key",
+        "acc-0001",
+        "update",
+        'Account key reported leaked at "https://github.com/acme/app/blob/main/.env"; '
+        "rotate it with a grace period",
+    ),
 }
 
 
