@@ -187,8 +187,8 @@ class Authenticator:
         if wait is not None:
             return _throttled(wait, "failed verifications throttled before hashing")
         facts = self._verified_facts(base, found, ak, sk)
-        if facts.secret_key_verified:
-            self.throttle.verified()
+        if facts.secret_key_verified or facts.previous_secret_verified:
+            self.throttle.verified()  # a secret matched: not a failed verification
         return facts, True
 
     def _remembered(self, found: Lookup, ak: ParsedKey, sk: ParsedKey) -> bool:

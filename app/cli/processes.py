@@ -58,8 +58,9 @@ def projector(consumer: str | None) -> None:
 
 @main.command()
 @click.option("--burst", is_flag=True, help="Run the queued jobs, then exit.")
-def worker(burst: bool) -> None:
-    """Run the RQ worker for rebuild jobs (queue 'keyledger', JSON serializer)."""
+@click.option("--queue", "queue_name", default=None, help="The RQ queue (default: keyledger).")
+def worker(burst: bool, queue_name: str | None) -> None:
+    """Run the RQ worker for rebuilds and expiry sweeps (queue 'keyledger', JSON serializer)."""
     from rq import Queue, Worker
     from rq.serializers import JSONSerializer
 
@@ -80,7 +81,7 @@ def worker(burst: bool) -> None:
             [RebuildCollector(built.redis, scrapes, built.keyspace)],
             "worker",
         )
-    queue = Queue(QUEUE, connection=connection, serializer=JSONSerializer)
+    queue = Queue(queue_name or QUEUE, connection=connection, serializer=JSONSerializer)
     Worker([queue], connection=connection, serializer=JSONSerializer).work(
         burst=burst, logging_level=settings.log_level
     )

@@ -34,7 +34,6 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 GUNICORN = str(BIN / "gunicorn")
 KEYLEDGER = str(BIN / "keyledger")
-RQ = str(BIN / "rq")
 
 #: Start-up and shut-down bounds; processes normally need well under a tenth of these.
 BOOT_TIMEOUT = 30.0
@@ -391,16 +390,8 @@ class Stack:
         return f"keyledger-{self.namespace}"
 
     def start_worker(self, name: str = "worker", **env: str) -> Process:
-        """The Procfile's ``worker`` (RQ, JSON serializer) on this stack's queue."""
-        argv = [
-            RQ,
-            "worker",
-            "--serializer",
-            "rq.serializers.JSONSerializer",
-            "--url",
-            self.redis_url,
-            self.queue,
-        ]
+        """The Procfile's ``keyledger worker`` (RQ, JSON serializer) on this stack's queue."""
+        argv = [KEYLEDGER, "worker", "--queue", self.queue]
         popen, log_path = self._spawn(name, argv, self.env(**env))
         process = Process(name, popen, log_path)
         self.processes.append(process)
