@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from keyledger.bootstrap import Container
 from keyledger.domain.events import OPERATOR
+from keyledger.domain.tokens import CHECKSUM_LENGTH, KeyKind, checksum, generate
 
 
 @dataclass
@@ -27,3 +28,12 @@ def bootstrap(container: Container, name: str = "Acme") -> Bootstrapped:
     assert account_key is not None
     secret, _ = ledger.create_secret_key(account_id, "owner-key-0001", owner_id, (), OPERATOR)
     return Bootstrapped(account_id, owner_id, account_key, secret)
+
+
+def forged(token: str) -> str:
+    """A well-formed key (valid layout and checksum) with ``token``'s kind and key id and
+    another secret: what anyone can make, since the checksum is not a secret."""
+    kind = KeyKind(token[:4])
+    other = generate(kind, int(token[5:7], 16)).token
+    body = token[:21] + other[21:-CHECKSUM_LENGTH]
+    return body + checksum(body)

@@ -16,7 +16,7 @@ from keyledger.config import Settings
 from keyledger.domain.events import OPERATOR
 from keyledger.domain.tokens import KeyKind, generate
 from keyledger.web.extension import KeyLedger, require_api_key
-from tests.integration.helpers import Bootstrapped
+from tests.integration.helpers import Bootstrapped, forged
 
 
 def app_client(settings: Settings) -> FlaskClient:
@@ -64,18 +64,31 @@ def test_repeated_failures_from_one_source_are_throttled_before_any_argon2(
 
 
 def test_a_flood_against_a_key_does_not_lock_out_its_owner(
-    container: Container, owner: Bootstrapped
+    settings: Settings, owner: Bootstrapped
 ) -> None:
+    """Well-formed wrong secrets for the owner's key id (valid checksum: anyone can make
+    them) throttle the flooding source for that key id, not the key: its owner, calling
+    from elsewhere, is served. The per-minute counts alone: the per-second ceiling on
+    failed verifications has its own tests (test_hash_floods.py)."""
+    per_minute = ThrottleLimits(failed_verifications_per_second=0)
+    container = build(dataclasses.replace(settings, throttle=per_minute))
     client = create_app({"container": container}).test_client()
-    wrong = owner.secret_key[:-7] + "0000000"
-    for _ in range(30):
-        client.get("/v1/", headers=keys(owner, wrong), environ_base={"REMOTE_ADDR": "203.0.113.9"})
-    assert (
+    wrong = forged(owner.secret_key)
+    assert wrong[5:21] == owner.secret_key[5:21] and wrong != owner.secret_key
+    flood = [
         client.get(
-            "/v1/", headers=keys(owner), environ_base={"REMOTE_ADDR": "198.51.100.7"}
+            "/v1/", headers=keys(owner, wrong), environ_base={"REMOTE_ADDR": "203.0.113.9"}
         ).status_code
-        == 200
+        for _ in range(30)
+    ]
+    per_key = per_minute.failures_per_source_and_key
+    assert flood[:per_key] == [401] * per_key  # each one verified and refused
+    assert set(flood[per_key:]) == {429}  # counted against this key id from this source
+    assert per_key < 30 < per_minute.failures_per_source  # not the per-source limit
+    owner_elsewhere = client.get(
+        "/v1/", headers=keys(owner), environ_base={"REMOTE_ADDR": "198.51.100.7"}
     )
+    assert owner_elsewhere.status_code == 200
 
 
 def test_unknown_key_ids_cost_an_argon2_like_wrong_secrets(
@@ -98,6 +111,21 @@ def forward(client: FlaskClient, b: Bootstrapped, method: str, uri: str, secret:
         "/v1/auth/check",
         headers={**keys(b, secret), "X-Original-Method": method, "X-Original-URI": uri},
     )
+
+
+def test_the_forward_fast_path_keeps_the_rate_limit_and_says_what_remains(
+    settings: Settings, owner: Bootstrapped
+) -> None:
+    """Admitted checks are answered by the WSGI fast path (not the Flask view): it must
+    refuse what the limit refuses and pass X-Rate-Limit-Remaining on."""
+    client = app_client(dataclasses.replace(settings, rate_limit_per_minute=3))
+    answers = [forward(client, owner, "GET", "/v1/users") for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert [a.headers.get("X-Rate-Limit-Remaining") for a in answers[:3]] == ["2", "1", "0"]
+    assert all(a.headers["X-Account-Id"] == owner.account_id for a in answers[:3])
+    refused = answers[3]
+    assert "X-Account-Id" not in refused.headers
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
 
 
 def test_forward_auth_answers_who_the_caller_is(container: Container, owner: Bootstrapped) -> None:

@@ -161,7 +161,9 @@ def test_concurrent_appends_at_the_same_version_cannot_fork_the_chain(
     quick: Container, redis_client: redis.Redis
 ) -> None:
     account_id, writers, rounds = "race-account", 8, 25
-    barrier = threading.Barrier(writers)
+    barrier = threading.Barrier(
+        writers, timeout=30
+    )  # a stuck writer fails the test, never hangs it
     winners: list[list[int]] = [[] for _ in range(rounds)]
 
     def write(writer: int) -> None:

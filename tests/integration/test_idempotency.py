@@ -54,7 +54,26 @@ def test_a_failed_request_can_be_retried_with_the_same_key(
     assert post_key(client, owner, "k-2").status_code == 201
     # k-1 was released after the failure: a corrected request may not reuse it
     # with a different body, but the identical request runs again.
-    assert post_key(client, owner, "k-1", name="bad").status_code == 400
+    again = post_key(client, owner, "k-1", name="bad")
+    assert again.status_code == 400
+    assert "Idempotent-Replayed" not in again.headers
+
+
+def test_a_refused_request_is_not_kept_and_runs_again_once_it_can_succeed(
+    client: FlaskClient, owner: Bootstrapped, container: Container
+) -> None:
+    assert post_key(client, owner, None, name="contested-key-1").status_code == 201
+    refused = post_key(client, owner, "k-409", name="contested-key-1")
+    assert refused.status_code == 409  # the name is taken: refused, nothing recorded
+    assert "Idempotent-Replayed" not in refused.headers
+    headers = {"x-api-key": owner.account_key, "x-api-secret-key": owner.secret_key}
+    assert client.delete("/v1/api-keys/contested-key-1", headers=headers).status_code == 204
+    version = container.store.version(owner.account_id)
+    retried = post_key(client, owner, "k-409", name="contested-key-1")
+    assert retried.status_code == 201, retried.get_json()  # run again, not the 409 replayed
+    assert "Idempotent-Replayed" not in retried.headers
+    assert retried.get_json()["secretKey"].startswith("klsk_")
+    assert container.store.version(owner.account_id) == version + 1
 
 
 def test_another_callers_key_does_not_see_the_result(

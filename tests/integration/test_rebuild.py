@@ -478,7 +478,7 @@ def test_of_two_racing_rebuilds_only_one_is_accepted(
     container: Container, projector, rq_client
 ) -> None:
     bootstrap(container)
-    barrier, outcomes = threading.Barrier(4), []
+    barrier, outcomes = threading.Barrier(4, timeout=30), []
 
     def race() -> None:
         barrier.wait()

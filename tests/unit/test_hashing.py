@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from argon2 import PasswordHasher, Type, extract_parameters
 
 from keyledger.authn.hashing import MEMORY_COST, PARALLELISM, POLICY_PREFIX, TIME_COST, KeyHasher
-from keyledger.domain.tokens import KeyKind, generate
+from keyledger.domain.tokens import KeyKind, checksum, generate
 
 TOKEN = generate(KeyKind.SECRET, 1).token
 OTHER_TOKEN = generate(KeyKind.SECRET, 1).token
@@ -111,6 +113,39 @@ def test_a_remembered_key_is_checked_again_against_a_changed_hash(
     rehashed = hasher.hash(TOKEN)
     assert hasher.verify(rehashed, TOKEN) is True
     assert hasher.argon2_verifications == 2
+
+
+def same_key_id_other_secret(token: str) -> str:
+    """Anyone can make this: the key id is public and the checksum is no secret."""
+    other = generate(KeyKind(token[:4]), int(token[5:7], 16)).token
+    body = token[:21] + other[21:-6]
+    return body + checksum(body)
+
+
+def test_a_remembered_key_vouches_for_that_key_only_not_for_its_key_id(
+    hasher: KeyHasher, stored_hash: str
+) -> None:
+    assert hasher.verify(stored_hash, TOKEN)
+    impostor = same_key_id_other_secret(TOKEN)
+    assert impostor[5:21] == TOKEN[5:21] and impostor != TOKEN
+    assert hasher.verify(stored_hash, impostor) is False
+    assert hasher.argon2_verifications == 2  # it was checked, not taken from memory
+    assert hasher.remembers((stored_hash,), TOKEN)
+    assert not hasher.remembers((stored_hash,), impostor)
+
+
+def test_the_memory_of_verified_keys_is_keyed_with_a_per_process_pepper() -> None:
+    """What the memory holds (a process's heap, a core dump) must not be an unkeyed
+    digest an attacker could compute from a guessed key, nor the same in two processes."""
+    first, second = KeyHasher(), KeyHasher()
+    unkeyed = {
+        hashlib.blake2b(TOKEN.encode(), digest_size=32).digest(),
+        hashlib.sha256(TOKEN.encode()).digest(),
+    }
+    assert first._digest(TOKEN) not in unkeyed
+    assert first._digest(TOKEN) != second._digest(TOKEN)
+    assert first._digest(TOKEN) == first._digest(TOKEN)
+    assert TOKEN.encode() not in first._digest(TOKEN)
 
 
 def test_remembered_successes_are_kept_per_process(stored_hash: str) -> None:
