@@ -80,19 +80,31 @@ class Console:
         return dialog
 
     # -- keys ------------------------------------------------------------------------------------
-    def start_key(self, name: str, user_option: str, subnets: str = "") -> Locator:
+    def start_key(
+        self,
+        name: str,
+        user_option: str,
+        subnets: str = "",
+        description: str = "",
+        expires: str = "",
+    ) -> Locator:
+        """Fill "Add key" and press "Create key"; ``expires`` as a datetime-local value (UTC)."""
         self.tab("API keys").get_by_role("button", name="Add key").click()
         dialog = self.dialog("Add key")
         dialog.get_by_label("Key name").fill(name)
         dialog.get_by_label("User").select_option(label=user_option)
+        if description:
+            dialog.get_by_label("Description (optional)").fill(description)
+        if expires:
+            dialog.get_by_label("Expires (UTC, optional)").fill(expires)
         if subnets:
             dialog.get_by_label("Allowed subnets (optional)").fill(subnets)
         dialog.get_by_role("button", name="Create key").click()
         return dialog
 
-    def copy_secret(self) -> str:
+    def copy_secret(self, title: str = "Secret key created") -> str:
         """Copy the secret shown once, read it from the clipboard, close the dialog."""
-        dialog = self.dialog("Secret key created")
+        dialog = self.dialog(title)
         expect(dialog).to_be_visible()
         dialog.get_by_role("button", name="Copy").click()
         expect(dialog.get_by_role("status")).to_have_text("Copied to the clipboard.")
@@ -108,6 +120,49 @@ class Console:
     def open_subnets(self, key_name: str) -> Locator:
         self.page.get_by_role("button", name=f"Subnets of {key_name}").click()
         dialog = self.dialog(f"Allowed subnets of {key_name}")
+        expect(dialog).to_be_visible()
+        return dialog
+
+    def key_cells(self, name: str) -> dict[str, str]:
+        """The key's row of the API keys table: each cell's text by its column's header."""
+        cells: dict[str, str] | None = self.page.evaluate(
+            """(name) => {
+                const table = document.getElementById("keys-table");
+                const headers = [...table.tHead.rows[0].cells].map((c) => c.innerText.trim());
+                const row = [...table.tBodies[0].rows].find((r) => r.dataset.key === name);
+                return row ? Object.fromEntries([...row.cells].map(
+                    (cell, i) => [headers[i], cell.innerText.trim()])) : null;
+            }""",
+            name,
+        )
+        assert cells is not None, f"no row for the key {name}"
+        return cells
+
+    def key_action(self, action: str, key_name: str) -> Locator:
+        """A button of the key's row, by the name a screen reader announces ("Rotate x")."""
+        return self.key_row(key_name).get_by_role("button", name=f"{action} {key_name}", exact=True)
+
+    def reload_keys_until(self, key_name: str, text: str) -> Locator:
+        """Reload the API keys tab until the key's row shows ``text`` (e.g. a last use,
+        which web processes write in batches)."""
+        row = self.key_row(key_name)
+        for _ in range(60):
+            self.tab("API keys")
+            if text in row.inner_text():
+                break
+            self.page.wait_for_timeout(500)
+        expect(row).to_contain_text(text)
+        return row
+
+    def open_rotate(self, key_name: str) -> Locator:
+        self.key_action("Rotate", key_name).click()
+        dialog = self.dialog(f"Rotate {key_name}")
+        expect(dialog).to_be_visible()
+        return dialog
+
+    def open_edit(self, key_name: str) -> Locator:
+        self.key_action("Edit", key_name).click()
+        dialog = self.dialog(f"Edit {key_name}")
         expect(dialog).to_be_visible()
         return dialog
 

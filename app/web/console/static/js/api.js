@@ -63,6 +63,11 @@ export function describe(status, error = {}, retryAfter = null, requestId = null
       return "The request is too large (413).";
     case 429: {
       const wait = retryAfter ? `wait ${seconds(retryAfter)}` : "wait a moment";
+      if (error.code === "too_many_changes") {
+        // The account's budget of changes a minute (not this key's rate limit).
+        const budget = said || "the account's budget of changes for this minute is spent";
+        return `Too many changes (429): ${budget}. Nothing was changed: ${wait} and try again.`;
+      }
       return `Too many requests (429): ${wait} and try again. ${said}`.trim();
     }
     case 503:

@@ -77,9 +77,15 @@ async function confirmed() {
 let dismissible = false;
 let afterSecret = null;
 
-export function showSecret(keyName, secret) {
+/**
+ * Show a new secret once (after "Create key" or "Rotate"): ``title`` names what happened,
+ * ``previous`` says what became of the secret it replaced. Resolves when the dialog closed.
+ */
+export function showSecret(keyName, secret, { title = "Secret key created", previous = "" } = {}) {
   const dialog = $("secret-dialog");
   dismissible = false;
+  $("secret-title").textContent = title;
+  $("secret-previous").textContent = previous;
   $("secret-key-name").textContent = keyName;
   $("secret-value").value = secret;
   $("secret-copied").textContent = "";
@@ -121,6 +127,7 @@ async function copySecret() {
 function forgetSecret() {
   $("secret-value").value = "";
   $("secret-key-name").textContent = "";
+  $("secret-previous").textContent = "";
   $("secret-copied").textContent = "";
   $("secret-saved").checked = false;
 }

@@ -58,15 +58,18 @@ export function markInvalid(inputId, message) {
   if (slot) slot.textContent = message;
 }
 
-/** Load a tab's list: "Loading" in its status, then ``work()``'s summary, or the error. */
-export async function loadList(statusId, errorId, loadingText, work) {
+/**
+ * Load a tab's list: "Loading" in its status, then ``work()``'s summary, or the error (with
+ * a 400's fields beside the inputs ``fieldInputs`` names).
+ */
+export async function loadList(statusId, errorId, loadingText, work, fieldInputs = {}) {
   $(errorId).textContent = "";
   say($(statusId), loadingText);
   try {
     say($(statusId), await work());
   } catch (failure) {
     say($(statusId), "");
-    showError(failure, $(errorId));
+    showError(failure, $(errorId), fieldInputs);
   }
 }
 
@@ -99,8 +102,20 @@ export function when(iso) {
   return String(iso).replace("T", " ").replace(/(\.\d+)?Z$/, "");
 }
 
+/** A time for a table cell, which wraps between its date and its time of day only. */
+export function whenCell(iso) {
+  const [day, time] = when(iso).split(" ");
+  return [h("span", { class: "when" }, day), " ", h("span", { class: "when" }, time)];
+}
+
 /** A ``datetime-local`` value read as UTC (the console shows and takes times in UTC). */
 export function utcFromInput(value) {
   if (!value) return "";
   return value.length === 16 ? `${value}:00Z` : `${value}Z`;
+}
+
+/** An API time as a ``datetime-local`` value in UTC, to the second (empty for none). */
+export function inputFromUtc(iso) {
+  if (!iso) return "";
+  return String(iso).replace(/(\.\d+)?Z$/, "").slice(0, 19);
 }

@@ -3,7 +3,7 @@
 // the server (GET /v1/audit/verify, what `keyledger audit verify --account` reports).
 
 import * as api from "./api.js";
-import { $, busy, clear, h, say, showError, when } from "./dom.js";
+import { $, busy, clear, h, say, showError, whenCell } from "./dom.js";
 
 const PAGE = 50;
 let next = null;
@@ -73,7 +73,7 @@ function render(events) {
         "tr",
         {},
         h("td", {}, String(event.version)),
-        h("td", { class: "mono" }, when(event.time)),
+        h("td", { class: "mono" }, whenCell(event.time)),
         h("td", {}, event.type),
         h("td", {}, actorOf(event.actor)),
         h("td", {}, detailsOf(event.data)),

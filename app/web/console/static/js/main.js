@@ -2,7 +2,6 @@
 // Home and End move between them). Signing out forgets the keys and every shown value.
 
 import * as api from "./api.js";
-import * as caps from "./capabilities.js";
 import * as dialogs from "./dialogs.js";
 import { $, busy, resetMessages } from "./dom.js";
 import * as history from "./history.js";
@@ -46,6 +45,7 @@ function enter(who) {
   for (const tab of tabs()) tab.hidden = !allowed.includes(tab.dataset.view);
   for (const element of document.querySelectorAll("[data-write]")) element.hidden = !session.canWrite();
   $("whoami").textContent = session.describeIdentity(who);
+  $("keys-expire").textContent = session.describeExpiry(who);
   $("session").hidden = false;
   $("sign-in-view").hidden = true;
   $("console-view").hidden = false;
@@ -67,10 +67,7 @@ async function signIn(event) {
   }
   api.useKeys(accountKey, secretKey);
   try {
-    const who = await busy(form.querySelector("button[type=submit]"), async () => {
-      await caps.load();
-      return session.identify();
-    });
+    const who = await busy(form.querySelector("button[type=submit]"), session.identify);
     form.reset();
     enter(who);
   } catch (failure) {
@@ -93,6 +90,7 @@ function signOut() {
     $(tab.getAttribute("aria-controls")).hidden = true;
   }
   $("whoami").textContent = "";
+  $("keys-expire").textContent = "";
   $("session").hidden = true;
   $("console-view").hidden = true;
   $("sign-in-view").hidden = false;

@@ -3,7 +3,7 @@
 // fetch with both key headers (a plain link could not carry them), saved from a Blob.
 
 import * as api from "./api.js";
-import { $, busy, clear, h, resetMessages, say, showError, utcFromInput, when } from "./dom.js";
+import { $, busy, clear, h, resetMessages, say, showError, utcFromInput, whenCell } from "./dom.js";
 
 const CSV_PAGE = 1000;
 const MAX_CSV_PAGES = 100;
@@ -63,7 +63,7 @@ function render(entries) {
       h(
         "tr",
         {},
-        h("td", { class: "mono" }, when(entry.time)),
+        h("td", { class: "mono" }, whenCell(entry.time)),
         h("td", {}, entry.originator ?? ""),
         h("td", { class: "mono" }, entry.apiKeyName ?? ""),
         h("td", {}, entry.resource ?? ""),

@@ -2,10 +2,9 @@
 // refusals (the last Owner, an email already in use) appear beside what caused them.
 
 import * as api from "./api.js";
-import * as caps from "./capabilities.js";
 import * as dialogs from "./dialogs.js";
 import { $, busy, clear, h, hidden, loadList, plural, resetMessages, say, showError } from "./dom.js";
-import { canWrite } from "./session.js";
+import { ROLES, canWrite } from "./session.js";
 
 let users = [];
 
@@ -26,7 +25,7 @@ export function forget() {
 }
 
 function roleOptions(selected) {
-  return caps.roles().map((role) => h("option", { value: role, selected: role === selected }, role));
+  return ROLES.map((role) => h("option", { value: role, selected: role === selected }, role));
 }
 
 function render() {
