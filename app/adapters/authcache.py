@@ -49,7 +49,7 @@ import redis
 
 from keyledger.adapters.authlookup import Lookup
 from keyledger.adapters.redis_client import REDIS_ERRORS
-from keyledger.adapters.topology import Topology
+from keyledger.adapters.topology import Layout, Topology
 
 log = logging.getLogger("keyledger.authcache")
 
@@ -59,7 +59,6 @@ FLUSH = "*"
 PING_EVERY = 0.5
 PONG_TIMEOUT = 1.0
 Pair = tuple[str, str]
-Layout = tuple[tuple[int, int, str], ...]
 
 
 @dataclass
@@ -106,7 +105,7 @@ class AuthCache:
         pubsubs: list[Any] = []
         try:
             layout = self.topology.layout()
-            pubsubs = self.topology.subscribers()
+            pubsubs = self.topology.subscribers(layout)
             for pubsub in pubsubs:
                 pubsub.subscribe(self.channel)
             for pubsub in pubsubs:

@@ -44,6 +44,8 @@ T = TypeVar("T")
 Item = TypeVar("Item")
 #: What adapters talk to: one Redis, or a Redis Cluster routing by key.
 Client = redis.Redis | RedisCluster
+#: Slot ranges and their primaries: (first slot, last slot, node id, ``host:port``).
+Layout = tuple[tuple[int, int, str, str], ...]
 #: The node refused the command because another node serves the slot now, or the
 #: cluster is reconfiguring (MovedError is an AskError): nothing was executed.
 REFUSALS = (AskError, TryAgainError, ClusterDownError, ReadOnlyError)
@@ -195,10 +197,11 @@ class Topology:
         ]
         return sorted(found, key=lambda n: (n.role != "primary", n.name))
 
-    def layout(self) -> tuple[tuple[int, int, str], ...]:
-        """Which node serves which slots, as a node of the cluster says now (asking the
-        nodes in turn until one answers); empty on a single Redis. Any change to it
-        (a failover, a slot moved) means writes may have been lost or moved."""
+    def layout(self) -> Layout:
+        """Which node serves which slots (start, end, node id, ``host:port``), as a node
+        of the cluster says now (asking the nodes in turn until one answers); empty on
+        a single Redis. Any change to it (a failover, a slot moved) means writes may
+        have been lost or moved."""
         if self._single is not None:
             return ()
         nodes = self.nodes()
@@ -222,23 +225,35 @@ class Topology:
         node = random.choice(self.nodes())  # noqa: S311 - spreading load, not a secret
         return node.client.pubsub()  # type: ignore[no-untyped-call]
 
-    def subscribers(self) -> list[Any]:
-        """A pub/sub connection to every primary: a message published on a primary is
-        in its own subscribers' sockets before the publisher's command returns."""
+    def subscribers(self, layout: Layout) -> list[Any]:
+        """A pub/sub connection to every primary of ``layout`` (as ``layout()`` read it):
+        a message published on a primary is in its own subscribers' sockets before the
+        publisher's command returns."""
         if self._single is not None:
             return [self._single.client.pubsub()]  # type: ignore[no-untyped-call]
-        primaries = [node for node in self.nodes() if node.role == "primary"]
-        if not primaries:
+        addresses = sorted({address for _, _, _, address in layout})
+        if not addresses:
             raise redis.ConnectionError("the slot map names no primary")
-        return [node.client.pubsub() for node in primaries]  # type: ignore[no-untyped-call]
+        if any(self.node(address) is None for address in addresses):
+            self.refresh()  # a primary this process has not met yet
+        pubsubs = []
+        for address in addresses:
+            node = self.node(address)
+            if node is None:
+                raise redis.ConnectionError(f"{address} serves slots but is not known yet")
+            pubsubs.append(node.client.pubsub())  # type: ignore[no-untyped-call]
+        return pubsubs
 
 
-def _layout(reply: Any) -> tuple[tuple[int, int, str], ...]:
+def _layout(reply: Any) -> Layout:
     ranges = []
     for entry in reply:
         start, end, primary = int(entry[0]), int(entry[1]), entry[2]
-        node_id = primary[2] if len(primary) > 2 else f"{primary[0]}:{primary[1]}"
-        ranges.append(
-            (start, end, str(node_id.decode() if isinstance(node_id, bytes) else node_id))
-        )
+        address = f"{_text(primary[0])}:{int(primary[1])}"
+        node_id = _text(primary[2]) if len(primary) > 2 else address
+        ranges.append((start, end, node_id, address))
     return tuple(sorted(ranges))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -25,6 +25,7 @@ from keyledger.bootstrap import Container, build
 from keyledger.config import Settings
 from tests.e2e.client import ApiClient
 from tests.e2e.cluster import LocalCluster
+from tests.e2e.cluster import Node as ClusterNode
 from tests.e2e.harness import (
     MINTED,
     Stack,
@@ -164,6 +165,33 @@ def test_a_retried_change_with_the_same_idempotency_key_is_applied_once(
 def second_host(cstack: Stack) -> WebServer:
     """Another gunicorn on another port: a second web host against the same cluster."""
     return cstack.start_web("web-host-b", workers=WORKERS)
+
+
+def subscribers_on(node: ClusterNode, keyspace: Keyspace) -> int:
+    """Connections subscribed to the invalidation channel on that node itself (a
+    cluster's PUBSUB NUMSUB counts only its own)."""
+    return int(
+        dict(node.client().pubsub_numsub(keyspace.invalidations()))[keyspace.invalidations()]
+    )
+
+
+def test_every_web_process_hears_every_primary_directly(
+    cweb: WebServer,
+    second_host: WebServer,
+    ctenant: Tenant,
+    cluster: LocalCluster,
+    keyspace: Keyspace,
+) -> None:
+    """A PUBLISH reaches its own node's subscribers before it returns, the others' later
+    (over the cluster bus): each web process subscribes to every primary."""
+    for host in (cweb, second_host):
+        answered_by_every_worker(
+            host, host.client(ctenant.account_key, ctenant.secret_key), 200, WORKERS
+        )
+    primaries = [n for n in cluster.running() if cluster.roles().get(n.name) == "master"]
+    assert len(primaries) == 3
+    for node in primaries:
+        assert subscribers_on(node, keyspace) >= 2 * WORKERS, node.name
 
 
 def test_a_delete_on_one_host_is_in_effect_on_the_next_request_to_the_other(
@@ -382,6 +410,11 @@ def test_failover_under_load_loses_no_acknowledged_change(
         wait_for(lambda: promoted(cluster, replica.name), timeout=30, what="the promotion")
         promotion = time.monotonic()
         cluster.launch(victim)  # its supervisor starts it again: it rejoins as a replica
+        wait_for(  # the web processes saw the new layout: subscribed to the new primary
+            lambda: subscribers_on(replica, keyspace) >= WORKERS,
+            timeout=10,
+            what="the web processes to subscribe to the promoted replica",
+        )
         probes = iter(range(1_000_000))
         wait_for(
             lambda: probe.attempt(f"probe-{next(probes)}") and owner.get("/v1/").status_code == 200,
