@@ -32,6 +32,7 @@ from tests.e2e.harness import (
     Tenant,
     WebServer,
     answered_by_every_worker,
+    in_one_minute,
     unique_key_name,
     wait_for,
 )
@@ -219,6 +220,63 @@ def test_a_role_change_on_one_host_is_in_effect_on_the_next_request_to_the_other
     owner_b.update_user(user["id"], role="Member")
     assert on_a.get("/v1/").status_code == 403
     answered_by_every_worker(cweb, on_a, 403, WORKERS)
+
+
+# -- limits and the Flask extension ----------------------------------------------------------
+def test_rate_limits_and_the_change_budget_hold_on_a_cluster(
+    cstack: Stack, ctenant: Tenant
+) -> None:
+    limited = cstack.start_web(
+        "web-limited",
+        workers=1,
+        KEYLEDGER_RATE_LIMIT_PER_MINUTE="5",
+        KEYLEDGER_CHANGES_PER_MINUTE="2",
+    )
+    try:
+        owner = limited.client(ctenant.account_key, ctenant.secret_key)
+        in_one_minute(lambda: check_limits(owner))
+    finally:
+        limited.stop()
+
+
+def check_limits(owner: ApiClient) -> None:
+    statuses = []
+    for n in range(3):  # two changes pass, the third is past the budget
+        email = f"budget-{n}-{uuid.uuid4().hex[:6]}@example.com"
+        body = {"name": f"Budget {n}", "email": email, "role": "Viewer"}
+        statuses.append(owner.post("/v1/users", json=body).status_code)
+    assert statuses == [201, 201, 429]
+    assert [owner.get("/v1/").status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_the_flask_extension_authenticates_against_the_cluster(
+    cluster: LocalCluster, cstack: Stack, ctenant: Tenant, redis_url: str
+) -> None:
+    from flask import Flask, g
+
+    from keyledger import KeyLedger, require_api_key
+
+    service = Flask("clustered-service")
+    settings = Settings(
+        redis_url=cluster.url,
+        namespace=cstack.namespace,
+        partitions=PARTITIONS,
+        redis_cluster=True,
+        queue_url=redis_url,
+    )
+    KeyLedger(service, settings)
+
+    @service.get("/orders")
+    @require_api_key
+    def orders() -> dict[str, str]:
+        return {"account": g.principal.account_id}
+
+    headers = {"x-api-key": ctenant.account_key, "x-api-secret-key": ctenant.secret_key}
+    with service.test_client() as client:
+        answer = client.get("/orders", headers=headers)
+        assert answer.status_code == 200 and answer.get_json() == {"account": ctenant.account_id}
+        wrong = {**headers, "x-api-secret-key": ctenant.account_key}
+        assert client.get("/orders", headers=wrong).status_code == 401
 
 
 # -- the live feed ----------------------------------------------------------------------------
