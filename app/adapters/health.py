@@ -132,10 +132,27 @@ def _partition_status(node: Any, keys: Keyspace, partition: int) -> PartitionSta
     )
 
 
-def status(topology: Topology, keys: Keyspace) -> Status:
+def replica_warnings(topology: Topology, min_replicas: int) -> list[str]:
+    """Primaries with fewer connected replicas than every change must reach: each of
+    their partitions refuses every change (503) until a replica is back."""
+    warnings = []
+    for node in topology.nodes():
+        if node.role != "primary" or not min_replicas:
+            continue
+        connected = int(node.client.info("replication").get("connected_slaves", 0))
+        if connected < min_replicas:
+            warnings.append(
+                f"{node.name} has {connected} connected replicas but KEYLEDGER_MIN_REPLICAS="
+                f"{min_replicas}: every change to its partitions is refused (503) until "
+                "enough replicas are back"
+            )
+    return warnings
+
+
+def status(topology: Topology, keys: Keyspace, min_replicas: int = 0) -> Status:
     info = topology.nodes()[0].client.info("server")
     result = Status(redis_version=str(info.get("redis_version", "?")))
-    result.warnings = settings_warnings(topology)
+    result.warnings = settings_warnings(topology) + replica_warnings(topology, min_replicas)
     result.partitions = [partition_status(topology, keys, p) for p in range(keys.partitions)]
     for p in result.partitions:
         if p.halted:

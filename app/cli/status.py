@@ -25,7 +25,7 @@ def status_command(as_json: bool) -> None:
     """
     built = container()
     with translated_errors():
-        report = health.status(built.topology, built.keyspace)
+        report = health.status(built.topology, built.keyspace, built.settings.min_replicas)
         leaked = reported_account_keys(built.redis, built.keyspace)
     if as_json:
         click.echo(json.dumps({**report.as_dict(), "leakedAccountKeys": leaked}))

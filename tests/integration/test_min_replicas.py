@@ -53,8 +53,8 @@ class Replica(EmbeddedRedis):
         os.kill(self.process.pid, signal.SIGSTOP)
 
     def resume(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGCONT)
+        if self.process is not None:
+            os.kill(self.process.pid, signal.SIGCONT)
 
 
 @dataclasses.dataclass
@@ -195,3 +195,19 @@ def test_a_retry_applies_the_change_once_when_the_failover_lost_it(
             again = add_user(pair, "lost@example.com", "add-lost", web=web)
             assert again.status_code == 201 and again.get_json() == retried.get_json()
     assert len(added(promoted, pair, "lost@example.com")) == 1
+
+
+def test_status_warns_when_a_primary_has_fewer_replicas_than_every_change_needs(
+    pair: Pair,
+) -> None:
+    from keyledger.adapters import health
+
+    topology, keys = pair.container.topology, pair.container.keyspace
+    assert health.replica_warnings(topology, 1) == []
+    pair.replica.stop()
+    deadline = time.monotonic() + 10
+    while not (warnings := health.replica_warnings(topology, 1)):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert "0 connected replicas but KEYLEDGER_MIN_REPLICAS=1" in warnings[0]
+    assert warnings == [w for w in health.status(topology, keys, 1).warnings if "replicas" in w]
