@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit install clean bench bench-logs system-deps browser-deps
+.PHONY: run test lint typecheck unit install clean bench bench-logs bench-scale system-deps browser-deps
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 1; }
@@ -81,3 +81,9 @@ bench: $(STAMP)
 SIZES ?= 1000,10000,100000
 bench-logs: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.logs --sizes $(SIZES)
+
+# Redis memory per account, key and event, and changes per second per primary (README,
+# "Running at scale"). make bench-scale SCALE_ARGS="--accounts 1000" for more.
+SCALE_ARGS ?=
+bench-scale: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.scale $(SCALE_ARGS)

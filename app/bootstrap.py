@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import redis
-
 from keyledger.adapters.accounts import AccountRepository
 from keyledger.adapters.applied import AppliedWatch
 from keyledger.adapters.authcache import AuthCache
@@ -15,8 +13,10 @@ from keyledger.adapters.eventstore import EventStore
 from keyledger.adapters.failures import SharedFailureCounts
 from keyledger.adapters.keyspace import Keyspace
 from keyledger.adapters.lastused import LastUseReader, LastUseRecorder
-from keyledger.adapters.redis_client import connect
+from keyledger.adapters.redis_client import REDIS_ERRORS, connect
+from keyledger.adapters.replication import Durability
 from keyledger.adapters.systemlog import SystemLogReader
+from keyledger.adapters.topology import Client, Topology
 from keyledger.authn.authenticator import Authenticator
 from keyledger.authn.hashing import KeyHasher
 from keyledger.authn.throttle import Throttle
@@ -29,7 +29,10 @@ log = logging.getLogger("keyledger")
 @dataclass
 class Container:
     settings: Settings
-    redis: redis.Redis
+    #: Routes every single-slot command: a ``redis.Redis``, or a ``RedisCluster``.
+    redis: Client
+    #: Which node serves which partition (``adapters.topology``).
+    topology: Topology
     keyspace: Keyspace
     store: EventStore
     ledger: Ledger
@@ -48,11 +51,20 @@ def build(settings: Settings, clock: Clock = utcnow) -> Container:
     def epoch_seconds() -> float:
         return clock().timestamp()
 
-    client = connect(settings.redis_url, timeout=settings.redis_timeout)
-    keyspace = Keyspace(settings.namespace, settings.partitions)
-    store = EventStore(client, keyspace)
+    client = connect(
+        settings.redis_url, timeout=settings.redis_timeout, cluster=settings.redis_cluster
+    )
+    topology = Topology(client)
+    keyspace = keyspace_of(settings)
+    store = EventStore(
+        client,
+        keyspace,
+        topology=topology,
+        durability=Durability(settings.min_replicas, settings.replica_wait_ms),
+    )
     hasher = KeyHasher()
-    cache = AuthCache(client, keyspace.invalidations())
+    cache = AuthCache(topology, keyspace.invalidations())
+    cache.subscribe(store.forget)
     ledger = Ledger(
         store,
         AccountRepository(store, changes=cache),
@@ -67,6 +79,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Container:
     return Container(
         settings=settings,
         redis=client,
+        topology=topology,
         keyspace=keyspace,
         store=store,
         ledger=ledger,
@@ -86,24 +99,46 @@ def build(settings: Settings, clock: Clock = utcnow) -> Container:
     )
 
 
+RECORD_PARTITIONS = """
+if redis.call('HSETNX', KEYS[1], 'partitions', ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'tags', ARGV[2])
+end
+return redis.call('HMGET', KEYS[1], 'partitions', 'tags')
+"""
+
+
+def keyspace_of(settings: Settings) -> Keyspace:
+    return Keyspace(settings.namespace, settings.partitions, settings.partition_tags)
+
+
 def verify_partitions(container: Container) -> None:
     """``check_partitions`` at start-up; a Redis that is down now is not fatal (503s later)."""
     try:
         check_partitions(container.redis, container.keyspace)
-    except redis.RedisError as exc:
+    except REDIS_ERRORS as exc:
         log.warning("could not check the partition count now (%s)", type(exc).__name__)
 
 
-def check_partitions(client: redis.Redis, keyspace: Keyspace) -> None:
-    """Record the partition count on first use; refuse to run with a different one.
+def check_partitions(client: Client, keyspace: Keyspace) -> None:
+    """Record the partition count and tag layout on first use; refuse to run with others.
 
-    Accounts and key ids are routed by the partition count, so changing it
-    after data exists would hide every account.
+    Accounts and key ids are routed by the partition count, and every key name
+    carries its partition's tag, so changing either after data exists would hide
+    every account. Data written before tag layouts were recorded has the
+    ``legacy`` tags.
     """
-    client.hsetnx(keyspace.meta(), "partitions", keyspace.partitions)
-    stored = int(client.hget(keyspace.meta(), "partitions") or keyspace.partitions)
-    if stored != keyspace.partitions:
+    stored, tags = client.eval(
+        RECORD_PARTITIONS, 1, keyspace.meta(), keyspace.partitions, keyspace.tags
+    )
+    if int(stored or keyspace.partitions) != keyspace.partitions:
         raise ConfigError(
             f"KEYLEDGER_PARTITIONS={keyspace.partitions} but the data in this Redis was "
             f"written with {stored} partitions"
+        )
+    written = str(tags or "legacy")
+    if written != keyspace.tags:
+        raise ConfigError(
+            f"KEYLEDGER_PARTITION_TAGS={keyspace.tags} but the data in this Redis was "
+            f"written with the {written} partition tags: set KEYLEDGER_PARTITION_TAGS={written} "
+            "(README: Running at scale)"
         )

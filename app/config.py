@@ -3,6 +3,11 @@
 | variable | default | meaning |
 |---|---|---|
 | ``REDIS_URL`` | ``var/redis.url`` of ``make run`` | the Redis holding the log and projections |
+| ``KEYLEDGER_REDIS_CLUSTER`` | ``0`` | ``1``: ``REDIS_URL`` names any node of a Redis Cluster |
+| ``KEYLEDGER_QUEUE_URL`` | ``REDIS_URL`` | the plain Redis of the RQ queue (required with a cluster) |
+| ``KEYLEDGER_MIN_REPLICAS`` | ``0`` | replicas that must hold a change before it is acknowledged |
+| ``KEYLEDGER_REPLICA_WAIT_MS`` | ``1000`` | how long a change waits for those replicas (then 503) |
+| ``KEYLEDGER_PARTITION_TAGS`` | ``spread`` | hash tags of the partitions: ``spread`` or ``legacy`` |
 | ``KEYLEDGER_NAMESPACE`` | ``kl`` | prefix of every Redis key |
 | ``KEYLEDGER_PARTITIONS`` | ``16`` | log partitions (fixed once data exists) |
 | ``KEYLEDGER_APPLY_TIMEOUT_MS`` | ``3000`` | how long a change waits to be in effect |
@@ -50,6 +55,7 @@ FORWARD_AUTH_HEADERS = {
     "forwarded": ("X-Forwarded-Method", "X-Forwarded-Uri"),
 }
 LOG_FORMATS = ("plain", "json")
+PARTITION_TAGS = ("spread", "legacy")
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
 #: The direct peers whose X-Forwarded-For is read (with KEYLEDGER_TRUSTED_PROXIES > 0).
 DEFAULT_TRUSTED_PROXY_ADDRESSES = ("127.0.0.1/32", "::1/128")
@@ -64,6 +70,18 @@ class Settings:
     redis_url: str
     namespace: str = "kl"
     partitions: int = 16
+    #: ``REDIS_URL`` names a node of a Redis Cluster (redis-py's ``RedisCluster``).
+    redis_cluster: bool = False
+    #: The plain Redis holding the RQ queue (RQ does not support Redis Cluster);
+    #: None: the data's Redis (``REDIS_URL``), which only a single Redis can be.
+    queue_url: str | None = None
+    #: Replicas that must confirm a change (``WAIT``) before it is acknowledged.
+    min_replicas: int = 0
+    #: Milliseconds a change waits for ``min_replicas`` confirmations (then 503).
+    replica_wait_ms: int = 1000
+    #: How partitions are named in hash tags (``Keyspace.tag``): ``spread`` (every
+    #: partition's slot chosen to spread them over the slot space) or ``legacy``.
+    partition_tags: str = "spread"
     apply_timeout: float = 3.0
     redis_timeout: float = 2.0
     trusted_proxies: int = 0
@@ -96,6 +114,18 @@ class Settings:
             raise ConfigError("KEYLEDGER_NAMESPACE: 1-32 of letters, digits, '_.:-' (no braces)")
         if not 1 <= self.partitions <= 256:
             raise ConfigError("KEYLEDGER_PARTITIONS must be between 1 and 256")
+        if self.redis_cluster and not self.queue_url:
+            raise ConfigError(
+                "KEYLEDGER_QUEUE_URL is required with KEYLEDGER_REDIS_CLUSTER=1: RQ does not "
+                "support Redis Cluster, so its queue needs a plain Redis "
+                "(KEYLEDGER_QUEUE_URL=redis://host:port/0)"
+            )
+        if not 0 <= self.min_replicas <= 16:
+            raise ConfigError("KEYLEDGER_MIN_REPLICAS must be between 0 and 16")
+        if not 1 <= self.replica_wait_ms <= 60_000:
+            raise ConfigError("KEYLEDGER_REPLICA_WAIT_MS must be between 1 and 60000")
+        if self.partition_tags not in PARTITION_TAGS:
+            raise ConfigError("KEYLEDGER_PARTITION_TAGS must be 'spread' or 'legacy'")
         if self.rate_limit_per_minute < 0:
             raise ConfigError("KEYLEDGER_RATE_LIMIT_PER_MINUTE must be 0 (off) or more")
         if self.changes_per_minute < 0:
@@ -136,6 +166,11 @@ class Settings:
                 "redis_url": env.get("REDIS_URL") or discover_redis_url(),
                 "namespace": env.get("KEYLEDGER_NAMESPACE", "kl"),
                 "partitions": int(env.get("KEYLEDGER_PARTITIONS", "16")),
+                "redis_cluster": _flag(env.get("KEYLEDGER_REDIS_CLUSTER", "")),
+                "queue_url": env.get("KEYLEDGER_QUEUE_URL") or None,
+                "min_replicas": int(env.get("KEYLEDGER_MIN_REPLICAS", "0")),
+                "replica_wait_ms": int(env.get("KEYLEDGER_REPLICA_WAIT_MS", "1000")),
+                "partition_tags": env.get("KEYLEDGER_PARTITION_TAGS", "spread").strip().lower(),
                 "apply_timeout": int(env.get("KEYLEDGER_APPLY_TIMEOUT_MS", "3000")) / 1000,
                 "redis_timeout": int(env.get("KEYLEDGER_REDIS_TIMEOUT_MS", "2000")) / 1000,
                 "trusted_proxies": int(env.get("KEYLEDGER_TRUSTED_PROXIES", "0")),
@@ -184,6 +219,11 @@ class Settings:
             raise ConfigError(f"bad setting: {exc}") from None
         values.update(overrides)
         return cls(**values)
+
+    @property
+    def queue_redis_url(self) -> str:
+        """Where the RQ queue lives: ``KEYLEDGER_QUEUE_URL``, else the data's Redis."""
+        return self.queue_url or self.redis_url
 
 
 def _port(value: str | None) -> int | None:

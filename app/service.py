@@ -3,24 +3,39 @@
 Every change, from HTTP or the CLI, goes through ``Ledger.execute``. New keys
 are generated and hashed here; the plaintext is returned to the caller once and
 is held nowhere else.
+
+With ``KEYLEDGER_MIN_REPLICAS``, a change is acknowledged only once that many
+replicas hold it (``EventStore.confirm``). When they do not confirm in time,
+``commit`` raises ``ChangeUnconfirmed`` (the CLI reports it and exits 1), unless
+the caller serves a request in a ``ChangeScope`` (the web app does): then the
+change is noted there and its result returned, and the web layer answers 503.
+
+A request with an ``Idempotency-Key`` *defers* its change (``ChangeScope.deferring``):
+``execute`` decides it and returns its outcome as if it were in effect, without
+appending; the web layer renders the response from it, then ``commit``s the
+change together with that response, sealed, in the same append script
+(``adapters.idempotency.Receipt``). So a change and the result a retry replays
+are written, replicated and lost only together.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from keyledger.adapters.accounts import AccountRepository
 from keyledger.adapters.applied import AppliedWatch
 from keyledger.adapters.eventstore import EventStore
+from keyledger.adapters.idempotency import Receipt
 from keyledger.adapters.keyspace import Keyspace
 from keyledger.authn.hashing import KeyHasher
 from keyledger.domain import commands as cmd
 from keyledger.domain.account import AccountState, Limits, Recorder
 from keyledger.domain.decisions import decide
-from keyledger.domain.errors import StoreUnavailable
+from keyledger.domain.errors import ChangeUnconfirmed, StoreUnavailable
 from keyledger.domain.events import Actor, Event
 from keyledger.domain.tokens import KeyKind, generate
 
@@ -30,6 +45,37 @@ NOT_IN_EFFECT = (
     "recorded but not yet in effect: the projector has not applied this change yet "
     "(is the projector running?); it takes effect as soon as it is applied"
 )
+UNCONFIRMED = (
+    "the change may or may not have been recorded: fewer than {replicas} replicas of "
+    "Redis confirmed it within {wait_ms} ms, and it could be lost if Redis fails over "
+    "now. Retry with the same Idempotency-Key: the retry returns the first result if "
+    "the change was recorded, or applies it once if it was not"
+)
+
+
+@dataclass(frozen=True)
+class Change:
+    """A decided change, not yet appended: its events continue ``expected_version``."""
+
+    account_id: str
+    expected_version: int
+    events: tuple[Event, ...]
+    state: AccountState  # the account once the events are applied
+    change_budget: int
+
+
+@dataclass
+class ChangeScope:
+    """The changes of one request: the change it deferred (``deferring``: decided, to be
+    committed by the caller), and the changes no replica confirmed (answered 503)."""
+
+    deferring: bool = False
+    deferred: Change | None = None
+    unconfirmed: list[ChangeUnconfirmed] = field(default_factory=list)
+
+
+#: Set by the web app around each request (``keyledger.web.durability``).
+CURRENT_SCOPE: ContextVar[ChangeScope | None] = ContextVar("keyledger_change_scope", default=None)
 
 
 def utcnow() -> datetime:
@@ -84,8 +130,30 @@ class Ledger:
         events = decide(state, command, Recorder(state, self.clock(), actor), self.limits)
         if not events:  # nothing changes (e.g. a role set to the role the user has)
             return Outcome((), state, True)
+        change = Change(
+            command.account_id,
+            state.version,
+            tuple(events),
+            state.evolve(events),
+            self.change_budget(actor),
+        )
+        scope = CURRENT_SCOPE.get()
+        if scope is not None and scope.deferring:
+            if scope.deferred is not None:
+                raise RuntimeError("a request deferring its change may make only one")
+            scope.deferred = change
+            return Outcome(change.events, change.state, True)
+        return self.commit(change)
+
+    def commit(self, change: Change, receipt: Receipt | None = None) -> Outcome:
+        """Append a decided change (with ``receipt``: and the request's sealed result),
+        wait until it is in effect, and until enough replicas hold it."""
         appended = self.store.append(
-            command.account_id, state.version, events, change_budget=self.change_budget(actor)
+            change.account_id,
+            change.expected_version,
+            change.events,
+            change_budget=change.change_budget,
+            receipt=receipt,
         )
         try:
             in_effect = self.watch.wait(
@@ -95,7 +163,22 @@ class Ledger:
             # Recorded, but whether it is applied cannot be seen now: say so (202),
             # never an error, so the caller gets what it must see once (a new key).
             in_effect = False
-        return Outcome(tuple(events), state.evolve(events), in_effect)
+        finally:
+            # After the wait: replicas that confirm hold the projector's work too.
+            confirmed = self.store.confirm(appended)
+        if not confirmed:
+            durability = self.store.durability
+            unconfirmed = ChangeUnconfirmed(
+                UNCONFIRMED.format(replicas=durability.min_replicas, wait_ms=durability.wait_ms),
+                account_id=change.account_id,
+                version=appended.version,
+                digest=appended.digest,
+            )
+            scope = CURRENT_SCOPE.get()
+            if scope is None:
+                raise unconfirmed
+            scope.unconfirmed.append(unconfirmed)
+        return Outcome(change.events, change.state, in_effect)
 
     def _new_key(
         self, kind: KeyKind, account_id: str, key_id: str | None = None

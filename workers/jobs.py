@@ -3,8 +3,9 @@
 Jobs take JSON-safe arguments, run with RQ's JSON serializer (never pickle) and
 explicit timeouts (RQ's default of 180 s is too short for a rebuild). The job
 names only the namespace and partition count; the worker connects to the data
-from its own environment (``REDIS_URL``), like every keyledger process. RQ does
-not support Redis Cluster: its queue needs a standalone Redis.
+from its own environment (``REDIS_URL``, ``KEYLEDGER_REDIS_CLUSTER``), like every
+keyledger process. RQ does not support Redis Cluster: its queue is the plain
+Redis of ``KEYLEDGER_QUEUE_URL`` (required with a cluster; else the data's Redis).
 
 One rebuild per projection at a time. ``enqueue_rebuild`` takes a lock per
 projection (``SET NX PX``, the value is the job id) before it enqueues; the job
@@ -28,7 +29,8 @@ from rq.serializers import JSONSerializer
 
 from keyledger.adapters.keyspace import Keyspace
 from keyledger.adapters.redis_client import connect
-from keyledger.bootstrap import check_partitions
+from keyledger.adapters.topology import Client
+from keyledger.bootstrap import check_partitions, keyspace_of
 from keyledger.config import Settings
 from keyledger.domain.errors import Conflict
 from keyledger.workers.rebuild import Progress, Rebuilder, RebuildError
@@ -68,9 +70,7 @@ class RebuildInProgress(Conflict):
 class RebuildLocks:
     """The locks of the projections one job rebuilds, all held with the job id."""
 
-    def __init__(
-        self, client: redis.Redis, keyspace: Keyspace, projections: Sequence[str], token: str
-    ):
+    def __init__(self, client: Client, keyspace: Keyspace, projections: Sequence[str], token: str):
         self.client = client
         self.keys = [keyspace.rebuild_lock(p) for p in projections]
         self.projections = list(projections)
@@ -128,7 +128,7 @@ def job_has_ended(connection: redis.Redis, job_id: str) -> bool:
 
 def enqueue_rebuild(
     queue_client: redis.Redis,
-    data_client: redis.Redis,
+    data_client: Client,
     keyspace: Keyspace,
     projections: Sequence[str],
     queue: str | None = None,
@@ -205,9 +205,12 @@ def rebuild_projections(projections: list[str], namespace: str, partitions: int)
     job = get_current_job()
     settings = Settings.from_env(namespace=namespace, partitions=partitions)
     client = connect(
-        settings.redis_url, timeout=settings.redis_timeout, socket_timeout=DATA_SOCKET_TIMEOUT
+        settings.redis_url,
+        timeout=settings.redis_timeout,
+        socket_timeout=DATA_SOCKET_TIMEOUT,
+        cluster=settings.redis_cluster,
     )
-    keyspace = Keyspace(namespace, partitions)
+    keyspace = keyspace_of(settings)
     check_partitions(client, keyspace)
     locks = RebuildLocks(client, keyspace, projections, job.id if job else uuid.uuid4().hex)
     locks.acquire(

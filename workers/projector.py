@@ -18,6 +18,13 @@ An entry that cannot be decoded or applied is parked in the partition's
 dead-letter stream with its error, and its partition halts, loudly and for
 every projector (the halt is recorded in Redis): skipping it could skip a
 revocation. ``keyledger deadletter`` shows, retries or (explicitly) skips it.
+
+**On a Redis Cluster** each partition's transaction runs on the plain client of
+the node serving its slot (``Topology``), and the projector waits for work on the
+append's announcement (``adapters.doorbell``) instead of one blocking read over
+every partition (a cluster refuses a read across slots); then it reads, without
+blocking, the partitions named, or every partition that is behind when the wait
+times out. A node that moved or failed sends it back to reading the slot map.
 """
 
 from __future__ import annotations
@@ -30,10 +37,19 @@ import time
 from typing import Any
 
 import redis
+from redis.exceptions import RedisClusterException
 
 from keyledger.adapters.authcache import publish_invalidation
+from keyledger.adapters.doorbell import Doorbell
 from keyledger.adapters.keyspace import PROJECTIONS, Keyspace
-from keyledger.adapters.redis_client import Entries, as_entries, as_streams, is_busygroup, stream_id
+from keyledger.adapters.redis_client import (
+    Entries,
+    as_entries,
+    as_streams,
+    is_busygroup,
+    stream_id,
+)
+from keyledger.adapters.topology import REFUSALS, Client, Topology
 from keyledger.domain.events import Event
 from keyledger.domain.mapper import from_record
 from keyledger.workers.projections import auth, syslog
@@ -51,14 +67,17 @@ def format_id(position: StreamId) -> str:
 class Projector:
     def __init__(
         self,
-        client: redis.Redis,
+        client: Client,
         keyspace: Keyspace,
         consumer: str | None = None,
         batch: int = 500,
         block_ms: int = 1000,
         claim_idle_ms: int = 30_000,
+        topology: Topology | None = None,
     ):
         self.client = client
+        self.topology = topology or Topology(client)
+        self.doorbell = Doorbell(self.topology, keyspace)
         self.keys = keyspace
         self.group = keyspace.consumer_group()
         self.consumer = consumer or socket.gethostname()
@@ -95,10 +114,17 @@ class Projector:
                 self.step()
                 if time.monotonic() - self._last_reclaim > self.claim_idle_ms / 1000:
                     self.recover(min_idle_ms=self.claim_idle_ms)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except (
+                redis.ConnectionError,
+                redis.TimeoutError,
+                *REFUSALS,
+                RedisClusterException,
+            ) as exc:
                 ready = False
                 log.warning("redis unavailable (%s); retrying in 1 s", type(exc).__name__)
+                self.doorbell.close()
                 stop.wait(1.0)
+                self.topology.refresh_quietly()
 
     def recover(self, min_idle_ms: int) -> None:
         """Catch up every partition, then claim and settle entries left pending.
@@ -132,21 +158,58 @@ class Projector:
     def step(self) -> int:
         """Wait for deliveries (at most ``block_ms``) and apply what they announce."""
         self.refresh_halts()
-        streams: dict[Any, Any] = {self.keys.log(p): ">" for p in self._live_partitions()}
-        if not streams:
+        live = self._live_partitions()
+        if not live:
             time.sleep(self.block_ms / 1000)
             return 0
-        reply = as_streams(
-            self.client.xreadgroup(
-                self.group, self.consumer, streams, count=self.batch, block=self.block_ms
-            )
-        )
         done = 0
-        for stream, entries in reply:
-            partition = self._partition_of(stream)
+        for partition, delivered in self._deliveries(live):
             done += self.catch_up(partition)
-            self._ack_applied(partition, [entry_id for entry_id, _ in entries])
+            self._ack_applied(partition, delivered)
         return done
+
+    def _deliveries(self, live: list[int]) -> list[tuple[int, list[str]]]:
+        """The partitions to catch up, with the entry ids delivered to this consumer."""
+        if not self.topology.clustered:
+            streams: dict[Any, Any] = {self.keys.log(p): ">" for p in live}
+            reply = as_streams(
+                self.client.xreadgroup(
+                    self.group, self.consumer, streams, count=self.batch, block=self.block_ms
+                )
+            )
+            return [(self._partition_of(s), [i for i, _ in entries]) for s, entries in reply]
+        rung = self.doorbell.wait(self.block_ms / 1000)
+        woken = [p for p in live if p in rung] if rung else self._behind(live)
+        deliveries = []
+        for partition in woken:
+            reply = as_streams(
+                self.client.xreadgroup(
+                    self.group, self.consumer, {self.keys.log(partition): ">"}, count=self.batch
+                )
+            )
+            deliveries.append((partition, [i for _, entries in reply for i, _ in entries]))
+        return deliveries
+
+    def _behind(self, partitions: list[int]) -> list[int]:
+        """The partitions whose log has entries after their checkpoints (one pipeline
+        per node): what a lost announcement would have left unapplied."""
+        behind = []
+        for node, group in self.topology.by_primary({p: self.keys.log(p) for p in partitions}):
+            pipe = node.client.pipeline(transaction=False)
+            for partition in group:
+                pipe.xrevrange(self.keys.log(partition), count=1)
+                pipe.mget([self.keys.checkpoint(name, partition) for name in PROJECTIONS])
+            replies = pipe.execute()
+            for index, partition in enumerate(group):
+                last, checkpoints = as_entries(replies[2 * index]), replies[2 * index + 1]
+                reached = min((stream_id(str(c)) if c else ORIGIN) for c in checkpoints)
+                if last and stream_id(last[0][0]) > reached:
+                    behind.append(partition)
+        return behind
+
+    def _node(self, partition: int) -> redis.Redis:
+        """The plain client of the node serving the partition (the one Redis, if single)."""
+        return self.topology.primary(self.keys.log(partition)).client
 
     def catch_up(self, partition: int) -> int:
         """Apply the partition's log from its checkpoint to its end; return how many."""
@@ -159,13 +222,15 @@ class Projector:
         return total
 
     def position(self, partition: int) -> StreamId:
-        values = self.client.mget([self.keys.checkpoint(p, partition) for p in PROJECTIONS])
+        values = self._node(partition).mget(
+            [self.keys.checkpoint(p, partition) for p in PROJECTIONS]
+        )
         return min((stream_id(str(v)) if v else ORIGIN) for v in values)
 
     def _apply_next_batch(self, partition: int) -> tuple[int, bool]:
         checkpoints = [self.keys.checkpoint(name, partition) for name in PROJECTIONS]
         log_key = self.keys.log(partition)
-        with self.client.pipeline() as pipe:
+        with self._node(partition).pipeline() as pipe:
             while True:
                 try:
                     pipe.watch(*checkpoints)  # type: ignore[no-untyped-call]
@@ -187,6 +252,8 @@ class Projector:
                     )
                     try:
                         pipe.execute()
+                    except REFUSALS:
+                        raise  # another node serves the partition now: nothing was written
                     except redis.ResponseError as exc:
                         # A MULTI is not rolled back: some writes of this batch (and
                         # its checkpoint) may have committed. Stop here, loudly.
@@ -209,7 +276,7 @@ class Projector:
 
     def apply_entries(self, partition: int, entries: Entries) -> int:
         """Apply given entries of a partition; entries at or below the checkpoint are skipped."""
-        with self.client.pipeline() as pipe:
+        with self._node(partition).pipeline() as pipe:
             checkpoints = [self.keys.checkpoint(name, partition) for name in PROJECTIONS]
             decoded = self._decode(partition, entries, self.position(partition))
             if not decoded:
@@ -258,7 +325,7 @@ class Projector:
         marker = self.keys.halted(partition)
         if self.client.hsetnx(marker, "entry", entry_id):
             error = f"{type(exc).__name__}: {exc}"[:2000]
-            pipe = self.client.pipeline()
+            pipe = self._node(partition).pipeline()
             pipe.hset(
                 marker,
                 mapping={"error": error, "since": str(int(time.time())), "by": self.consumer},

@@ -16,6 +16,12 @@ For each partition and projection:
    onto its live name and tell every web process to drop its cached
    authentication records. If the checkpoint moved, catch up and try again.
 
+On a Redis Cluster every step of a partition (replay, check, switch) runs on the
+plain client of the node serving its slot (``Generation.client``, from
+``Topology``): a cluster client runs neither scripts in pipelines nor MGET there.
+Only the SCANs for live and shadow keys, which must visit every primary, and the
+sums over partitions go through the cluster client.
+
 A switch leaves both checkpoints as they are: the new generation is exactly at
 the live checkpoint, so the projector carries on from where it was and applies
 nothing twice to it (a system-log entry added twice would be refused by Redis
@@ -38,6 +44,7 @@ import redis
 from keyledger.adapters.authcache import FLUSH
 from keyledger.adapters.keyspace import PROJECTIONS, Keyspace
 from keyledger.adapters.redis_client import as_entries, stream_id
+from keyledger.adapters.topology import Client, Topology
 from keyledger.domain.events import Event
 from keyledger.domain.mapper import from_record
 from keyledger.domain.roles import ROLE_NAMES
@@ -116,6 +123,7 @@ class Generation:
     target: str | None  # the live checkpoint to replay up to
     stale: set[str]  # the projection's live keys of the partition, found by SCAN
     parked: frozenset[str]  # dead-lettered entries: skipped if they still cannot be applied
+    client: redis.Redis  # the node serving the partition's slot (the one Redis, if single)
     fold: MemoryFold = field(init=False)
     position: StreamId = ORIGIN
 
@@ -145,13 +153,15 @@ class Totals:
 class Rebuilder:
     def __init__(
         self,
-        client: redis.Redis,
+        client: Client,
         keyspace: Keyspace,
         batch: int = 2000,
         on_progress: Callable[[Progress], None] | None = None,
         max_switch_attempts: int = 200,
+        topology: Topology | None = None,
     ):
         self.client = client
+        self.topology = topology or Topology(client)
         self.keys = keyspace
         self.batch = batch
         self.on_progress = on_progress or (lambda _progress: None)
@@ -201,10 +211,11 @@ class Rebuilder:
     ) -> None:
         """Rebuild ``projections`` of one partition; ``live``: their keys found by SCAN."""
         self.progress.partition = partition
-        targets = self.client.mget([self.keys.checkpoint(p, partition) for p in projections])
+        client = self.topology.primary(self.keys.log(partition)).client
+        targets = client.mget([self.keys.checkpoint(p, partition) for p in projections])
         parked = frozenset(
             fields.get("entry", "")
-            for _, fields in as_entries(self.client.xrange(self.keys.dead_letters(partition)))
+            for _, fields in as_entries(client.xrange(self.keys.dead_letters(partition)))
         )
         generations = [
             Generation(
@@ -215,6 +226,7 @@ class Rebuilder:
                 None if target is None else str(target),
                 live.get(projection, set()),
                 parked,
+                client,
             )
             for projection, target in zip(projections, targets, strict=True)
         ]
@@ -237,15 +249,15 @@ class Rebuilder:
         bounds = [(g, _position(until or g.target)) for g in generations]
         end = max(limit for _, limit in bounds)
         after = min(g.position for g in generations)
-        partition = generations[0].partition
+        partition, client = generations[0].partition, generations[0].client
         log_key = self.keys.log(partition)
         read, done_before = 0, self.progress.done
         while after < end:
             low = "-" if after == ORIGIN else f"({after[0]}-{after[1]}"
-            entries = as_entries(self.client.xrange(log_key, min=low, count=self.batch))
+            entries = as_entries(client.xrange(log_key, min=low, count=self.batch))
             if not entries:
                 break
-            with self.client.pipeline(transaction=False) as pipe:
+            with client.pipeline(transaction=False) as pipe:
                 for entry_id, fields in entries:
                     position = stream_id(entry_id)
                     if position > end:
@@ -310,18 +322,19 @@ class Rebuilder:
                 f"{where}: the live checkpoint {generation.target} is not an entry of the log "
                 f"(the replay ended at {reached})"
             )
-        if self.client.get(generation.shadow_checkpoint) != reached:
+        client = generation.client
+        if client.get(generation.shadow_checkpoint) != reached:
             raise RebuildError(f"{where}: the shadow checkpoint is not {reached}")
         hashes, sets, streams = sorted(fold.hashes), sorted(fold.sets), sorted(fold.streams)
         zsets, indexes = sorted(fold.zsets), sorted(fold.indexes)
         gone = sorted(fold.touched - fold.existing())
-        with self.client.pipeline(transaction=False) as pipe:
+        with client.pipeline(transaction=False) as pipe:
             for start in range(0, len(gone), 500):
                 pipe.exists(*gone[start : start + 500])
             leftovers = sum(int(n) for n in pipe.execute())
         if leftovers:
             raise RebuildError(f"{where}: {leftovers} shadow keys exist that the replay deleted")
-        with self.client.pipeline(transaction=False) as pipe:
+        with client.pipeline(transaction=False) as pipe:
             for key in hashes:
                 pipe.hgetall(key)
             for key in sets:
@@ -364,7 +377,7 @@ class Rebuilder:
         live, shadow, fold = generation.live, generation.shadow, generation.fold
         channel = live.invalidations() if generation.projection == auth.NAME else ""
         for _attempt in range(self.max_switch_attempts):
-            value = self.client.get(generation.live_checkpoint)
+            value = generation.client.get(generation.live_checkpoint)
             current = None if value is None else str(value)
             at = _position(current)
             if at < generation.position:
@@ -386,7 +399,7 @@ class Rebuilder:
             drop = sorted(generation.stale | {shadow.translate(k, live) for k in fold.touched})
             renames = [(k, shadow.translate(k, live)) for k in sorted(fold.existing())]
             if not drop and not renames:
-                self.client.delete(generation.shadow_checkpoint)
+                generation.client.delete(generation.shadow_checkpoint)
                 return
             keys = [generation.live_checkpoint, generation.shadow_checkpoint, *drop]
             for pair in renames:
@@ -394,7 +407,7 @@ class Rebuilder:
             args: list[str | int] = [current or "", len(drop), len(renames)]
             args += [channel, json.dumps(FLUSH)]
             try:
-                switched = self._switch(keys=keys, args=args)
+                switched = self._switch(keys=keys, args=args, client=generation.client)
             except redis.ResponseError as exc:
                 raise RebuildError(f"the switch was refused before any change: {exc}") from exc
             if switched == 1:

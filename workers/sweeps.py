@@ -27,6 +27,8 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from keyledger.adapters.keyspace import Keyspace
+from keyledger.adapters.redis_client import REDIS_ERRORS
+from keyledger.adapters.topology import Client
 from keyledger.bootstrap import build, check_partitions
 from keyledger.config import Settings
 from keyledger.domain.errors import ConcurrencyConflict, KeyledgerError
@@ -44,7 +46,7 @@ ATTEMPTS = 3
 
 
 class Sweeper:
-    def __init__(self, client: redis.Redis, keyspace: Keyspace, ledger: Ledger):
+    def __init__(self, client: Client, keyspace: Keyspace, ledger: Ledger):
         self.client = client
         self.keys = keyspace
         self.ledger = ledger
@@ -97,7 +99,7 @@ class Scheduler:
 
     def __init__(
         self,
-        data: redis.Redis,
+        data: Client,
         queue_client: redis.Redis,
         keyspace: Keyspace,
         every: float,
@@ -136,6 +138,6 @@ class Scheduler:
         while not stop.is_set():
             try:
                 self.tick()
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("redis unavailable (%s); retrying", type(exc).__name__)
             stop.wait(self.every)

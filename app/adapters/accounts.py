@@ -31,6 +31,9 @@ class AccountRepository:
     def _changed(self, accounts: list[str] | None) -> None:
         with self._lock:
             if accounts is None:
+                # Anything may have changed, even backwards: after a failover the new
+                # primary may lack the last events folded here. Fold afresh.
+                self._folds.clear()
                 self._clean.clear()
             else:
                 self._clean.difference_update(accounts)

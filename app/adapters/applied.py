@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import time
 
-import redis
-
 from keyledger.adapters.keyspace import PROJECTIONS, Keyspace
 from keyledger.adapters.redis_client import store_call, stream_id
+from keyledger.adapters.topology import Client
 
 
 class AppliedWatch:
-    def __init__(self, client: redis.Redis, keyspace: Keyspace):
+    def __init__(self, client: Client, keyspace: Keyspace):
         self.client = client
         self.keys = keyspace
 

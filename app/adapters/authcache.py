@@ -17,6 +17,18 @@ before it is shown again, even while the projector is behind.
 When the subscription is lost (an error, end of file, or no answer to a PING
 within a few seconds), everything is flushed and the cache is bypassed until a
 new subscription is confirmed (then flushed again).
+
+**On a Redis Cluster** a ``PUBLISH`` reaches the subscribers of its own node
+before the publisher's command returns, and the other nodes' subscribers a
+little later, over the cluster bus. So each process subscribes to every primary
+(the projector, the append script and the rebuild publish on the primary of
+their partition), and the guarantee above holds for every partition; each message
+then arrives once per primary, which costs a few dictionary lookups. A background
+thread reads which node serves which slots every ``PING_EVERY`` seconds
+(``Topology.layout``): on any change (a failover: the promoted replica may lack
+the last writes, and nobody subscribes to it yet) or when no node answers,
+everything is flushed and every subscription made again, to the primaries of the
+new layout.
 """
 
 from __future__ import annotations
@@ -30,11 +42,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from keyledger.adapters.authlookup import Lookup
+from keyledger.adapters.redis_client import REDIS_ERRORS
+from keyledger.adapters.topology import Layout, Topology
 
 log = logging.getLogger("keyledger.authcache")
 
@@ -46,25 +61,33 @@ PONG_TIMEOUT = 1.0
 Pair = tuple[str, str]
 
 
+@dataclass
+class _Subscription:
+    pubsub: Any
+    socket: Any
+    awaiting_pong: float | None
+    last_heard: float
+
+
 class AuthCache:
     def __init__(
-        self, client: redis.Redis, channel: str, capacity: int = 100_000, retry_after: float = 1.0
+        self, topology: Topology, channel: str, capacity: int = 100_000, retry_after: float = 1.0
     ):
-        self.client = client
+        self.topology = topology
         self.channel = channel
         self.capacity = capacity
         self.retry_after = retry_after
         self._entries: OrderedDict[Pair, tuple[Lookup, frozenset[str]]] = OrderedDict()
         self._by_account: dict[str, set[Pair]] = {}
-        self._pubsub: Any = None
+        self._subscriptions: list[_Subscription] | None = None
         self._listeners: list[Callable[[list[str] | None], None]] = []
-        self._socket: Any = None
-        self._awaiting_pong: float | None = None
         self._next_ping = 0.0
         self._next_attempt = 0.0
-        self._last_heard = 0.0
         self._epoch = 0
         self._subscriber: threading.Thread | None = None
+        self._watcher: threading.Thread | None = None
+        self._layout: Layout | None = None
+        self._layout_changed = False
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self.hits = self.misses = self.invalidations = self.flushes = 0
@@ -79,26 +102,51 @@ class AuthCache:
         self._subscriber.start()
 
     def _subscribe(self) -> None:
-        pubsub = self.client.pubsub(ignore_subscribe_messages=False)  # type: ignore[no-untyped-call]
+        pubsubs: list[Any] = []
         try:
-            pubsub.subscribe(self.channel)
-            confirmation = pubsub.get_message(timeout=1.0)
-            if not confirmation or confirmation.get("type") != "subscribe":
-                raise redis.ConnectionError("subscription not confirmed")
-        except (redis.RedisError, OSError) as exc:
+            layout = self.topology.layout()
+            pubsubs = self.topology.subscribers(layout)
+            for pubsub in pubsubs:
+                pubsub.subscribe(self.channel)
+            for pubsub in pubsubs:
+                confirmation = pubsub.get_message(timeout=1.0)
+                if not confirmation or confirmation.get("type") != "subscribe":
+                    raise redis.ConnectionError("subscription not confirmed")
+        except (*REDIS_ERRORS, OSError) as exc:
             log.warning("auth cache disabled: cannot subscribe (%s)", type(exc).__name__)
-            with contextlib.suppress(redis.RedisError, OSError):
-                pubsub.close()
+            for pubsub in pubsubs:
+                with contextlib.suppress(*REDIS_ERRORS, OSError):
+                    pubsub.close()
             with self._lock:
                 self._subscriber = None
             return
         with self._lock:
             self._flush()
-            self._pubsub = pubsub
-            self._socket = getattr(pubsub.connection, "_sock", None)
-            self._awaiting_pong, self._last_heard = None, time.monotonic()
-            self._next_ping = self._last_heard + PING_EVERY
+            now = time.monotonic()
+            self._subscriptions = [
+                _Subscription(p, getattr(p.connection, "_sock", None), None, now) for p in pubsubs
+            ]
+            self._next_ping = now + PING_EVERY
+            self._layout, self._layout_changed = layout, False
             self._subscriber = None
+            if self.topology.clustered and self._watcher is None:
+                self._watcher = threading.Thread(target=self._watch_layout, daemon=True)
+                self._watcher.start()
+
+    def _watch_layout(self) -> None:
+        """Note any change of the cluster's layout (or that none can be read)."""
+        pid = os.getpid()
+        while os.getpid() == pid:
+            time.sleep(PING_EVERY)
+            try:
+                layout: Layout | None = self.topology.layout()
+            except (*REDIS_ERRORS, OSError):
+                layout = None
+            with self._lock:
+                if self._subscriptions is not None and layout != self._layout:
+                    self._layout_changed = True
+            if layout is not None and layout != self._layout:
+                self.topology.refresh_quietly()
 
     def wait_until_subscribed(self, timeout: float = 5.0) -> bool:
         """Start subscribing now and wait for it (start-up, tests, benchmarks)."""
@@ -128,44 +176,65 @@ class AuthCache:
     def sync(self) -> int | None:
         """Apply every invalidation that has arrived; the epoch, or None to bypass the cache.
 
-        Fast path: one non-blocking ``select`` on the subscription's socket. Each
-        slow path drains the subscription completely, so when the socket has
-        nothing to read, redis-py's parser holds nothing either. The cache is
-        only trusted while the server was heard from recently (a reply to the
-        periodic PING at the latest): after a silence the first requests go to
-        Redis until the PING is answered.
+        Fast path: one non-blocking ``select`` on the subscriptions' sockets. Each
+        slow path drains a subscription completely, so when its socket has nothing to
+        read, redis-py's parser holds nothing either. The cache is only trusted while
+        every subscription was heard from recently (a reply to the periodic PING at
+        the latest): after a silence the first requests go to Redis until the PINGs
+        are answered.
         """
         with self._lock:
             now = time.monotonic()
             if self._pid != os.getpid():  # forked (gunicorn --preload): start afresh
-                self._pid, self._pubsub, self._subscriber = os.getpid(), None, None
+                self._pid, self._subscriptions, self._subscriber = os.getpid(), None, None
+                self._watcher = None
                 self._flush()
-            if self._pubsub is None:
+            if self._subscriptions is None:
                 self._start_subscribing(now)
                 return None
             try:
-                if self._awaiting_pong is not None and now - self._awaiting_pong > PONG_TIMEOUT:
-                    raise redis.ConnectionError("no answer to the subscription's PING")
-                if self._awaiting_pong is None and now >= self._next_ping:
-                    self._pubsub.ping()
-                    self._awaiting_pong, self._next_ping = now, now + PING_EVERY
-                if self._socket is None or select.select([self._socket], [], [], 0)[0]:
-                    self._drain(now)
-                if now - self._last_heard > PING_EVERY + PONG_TIMEOUT:
+                if self._layout_changed:
+                    raise redis.ConnectionError("the cluster's layout changed")
+                ping = now >= self._next_ping
+                if ping:
+                    self._next_ping = now + PING_EVERY
+                silent = False
+                for held in self._subscriptions:
+                    if held.awaiting_pong is not None and now - held.awaiting_pong > PONG_TIMEOUT:
+                        raise redis.ConnectionError("no answer to the subscription's PING")
+                    if ping and held.awaiting_pong is None:
+                        held.pubsub.ping()
+                        held.awaiting_pong = now
+                sockets = [held.socket for held in self._subscriptions]
+                if None in sockets:
+                    readable = set(range(len(sockets)))
+                else:
+                    ready = set(select.select(sockets, [], [], 0)[0])
+                    readable = {i for i, sock in enumerate(sockets) if sock in ready}
+                for index, held in enumerate(self._subscriptions):
+                    if index in readable:
+                        self._drain(held, now)
+                    if now - held.last_heard > PING_EVERY + PONG_TIMEOUT:
+                        silent = True
+                if silent:
                     return None  # silent for too long: ask Redis until the PING is answered
                 return self._epoch
-            except (redis.RedisError, OSError, ValueError) as exc:
-                log.warning("auth cache flushed: subscription lost (%s)", type(exc).__name__)
+            except (*REDIS_ERRORS, OSError, ValueError) as exc:
+                log.warning(
+                    "auth cache flushed: subscription lost (%s: %s)", type(exc).__name__, exc
+                )
                 self._flush()
-                with contextlib.suppress(redis.RedisError, OSError):
-                    self._pubsub.close()
-                self._pubsub = None
+                for held in self._subscriptions:
+                    with contextlib.suppress(*REDIS_ERRORS, OSError):
+                        held.pubsub.close()
+                self._subscriptions = None
+                self._layout_changed = False
                 return None
 
-    def _drain(self, now: float) -> None:
+    def _drain(self, held: _Subscription, now: float) -> None:
         while True:
-            message = self._pubsub.get_message(timeout=0)
-            if getattr(self._pubsub.connection, "_sock", None) is not self._socket:
+            message = held.pubsub.get_message(timeout=0)
+            if getattr(held.pubsub.connection, "_sock", None) is not held.socket:
                 # redis-py reconnected and resubscribed by itself: what was published
                 # in between is lost, so nothing cached may be trusted.
                 raise redis.ConnectionError("subscription reconnected")
@@ -173,7 +242,7 @@ class AuthCache:
                 return
             # Anything the server sends proves the connection alive (redis-py's
             # parse of the PING reply differs between RESP versions).
-            self._awaiting_pong, self._last_heard = None, now
+            held.awaiting_pong, held.last_heard = None, now
             if message.get("type") == "message":
                 self._invalidate(message["data"])
 
@@ -226,7 +295,7 @@ class AuthCache:
             return
         accounts = frozenset({found.account_key.account_id, found.secret_key.account_id})
         with self._lock:
-            if self._pubsub is None or epoch != self._epoch:
+            if self._subscriptions is None or epoch != self._epoch:
                 return
             self._entries[pair] = (found, accounts)
             for account in accounts:

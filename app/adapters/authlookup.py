@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import redis
-
 from keyledger.adapters.keyspace import Keyspace
+from keyledger.adapters.topology import Client
 
 if TYPE_CHECKING:
     from keyledger.adapters.authcache import AuthCache
@@ -40,7 +39,7 @@ def moment(millis: str | None) -> float | None:
 
 
 class AuthLookup:
-    def __init__(self, client: redis.Redis, keyspace: Keyspace, cache: AuthCache | None = None):
+    def __init__(self, client: Client, keyspace: Keyspace, cache: AuthCache | None = None):
         self.client = client
         self.keys = keyspace
         self.cache = cache

@@ -17,8 +17,18 @@ refused append (after which it is forgotten), never a fork.
 
 The same script keeps the account's budget of changes made through the API
 (``KEYLEDGER_CHANGES_PER_MINUTE``, counted on the Redis server's clock): past it
-nothing is written. Reading after a version (``read_after_version``) bisects the
-stream's ids instead of reading the history before it.
+nothing is written; and, for a request with an ``Idempotency-Key``, marks the
+request's idempotency record with the version it appended, so that the record
+and the log can never disagree about whether the change was made (both are in
+the partition's slot, written by one script, replicated as one). Reading after a
+version (``read_after_version``) bisects the stream's ids instead of reading the
+history before it.
+
+On a Redis Cluster the script runs on the plain client of the partition's
+primary (``Topology.on_primary``), never through the cluster client's retries:
+an append that timed out may have been applied and is not sent again. With
+``KEYLEDGER_MIN_REPLICAS`` the connection stays pinned until ``confirm``
+(``adapters.replication``).
 """
 
 from __future__ import annotations
@@ -33,19 +43,24 @@ from itertools import islice
 
 import redis
 
+from keyledger.adapters.idempotency import Receipt
 from keyledger.adapters.keyspace import Keyspace
-from keyledger.adapters.redis_client import as_entries, store_call
+from keyledger.adapters.redis_client import REDIS_ERRORS, as_entries, store_call
+from keyledger.adapters.replication import Durability, Pinned
+from keyledger.adapters.topology import Client, Node, Topology
 from keyledger.domain.chain import GENESIS, chained
-from keyledger.domain.errors import ConcurrencyConflict, TooManyChanges
+from keyledger.domain.errors import ConcurrencyConflict, RequestExpired, TooManyChanges
 from keyledger.domain.events import Event
 from keyledger.domain.mapper import from_record, to_record
 from keyledger.observability.observer import IGNORE, Observer
 
 APPEND_SCRIPT = """
--- KEYS: account stream, partition stream, account head, the account's change budget
+-- KEYS: account stream, partition stream, account head, the account's change budget,
+--       [the request's idempotency record]
 -- ARGV: expected version, expected head hash, new head hash, fields per event,
 --       invalidation channel, its message, changes allowed per minute (0: no budget),
---       then the events' field/value pairs
+--       the idempotency record's new value ('': none), its time to live (ms) and the
+--       end of the request's lease (epoch ms), then the events' field/value pairs
 local head = redis.call('HMGET', KEYS[3], 'version', 'hash')
 local current = tonumber(head[1] or '0')
 local expected = tonumber(ARGV[1])
@@ -67,12 +82,20 @@ if budget > 0 then
     return redis.error_reply('KLBUDGET ' .. (60 - now % 60))
   end
 end
+-- A request holding an idempotency record appends only within its lease: after it,
+-- a retry may have taken the record over and made the change itself.
+if ARGV[8] ~= '' then
+  local t = redis.call('TIME')
+  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[10]) then
+    return redis.error_reply('KLLATE the request took too long to reach its change')
+  end
+end
 local width = tonumber(ARGV[4])
-local count = (#ARGV - 7) / width
+local count = (#ARGV - 10) / width
 local account_ids, log_ids = {}, {}
 for i = 0, count - 1 do
   local fields = {}
-  for j = 1, width do fields[j] = ARGV[7 + i * width + j] end
+  for j = 1, width do fields[j] = ARGV[10 + i * width + j] end
   account_ids[#account_ids + 1] = redis.call('XADD', KEYS[1], '*', unpack(fields))
   log_ids[#log_ids + 1] = redis.call('XADD', KEYS[2], '*', unpack(fields))
 end
@@ -80,6 +103,9 @@ redis.call('HSET', KEYS[3], 'version', expected + count, 'hash', ARGV[3])
 if budget > 0 then
   redis.call('HSET', KEYS[4], 'window', window, 'count', used + 1)
   redis.call('PEXPIRE', KEYS[4], 61000)
+end
+if ARGV[8] ~= '' then
+  redis.call('SET', KEYS[5], ARGV[8], 'PX', tonumber(ARGV[9]))
 end
 -- Announce the change as recorded: every process re-reads the account's history
 -- before its next read of it (its authentication records stay as projected).
@@ -142,6 +168,11 @@ class Appended:
     partition: int
     account_entry_ids: tuple[str, ...]
     log_entry_ids: tuple[str, ...]
+    #: The account's version and chain hash after the append.
+    version: int = 0
+    digest: str = ""
+    #: The connection that appended, held for ``EventStore.confirm`` (with replicas).
+    pinned: Pinned | None = None
 
     @property
     def last_log_id(self) -> str:
@@ -159,9 +190,19 @@ class StoredEvent:
 
 
 class EventStore:
-    def __init__(self, client: redis.Redis, keyspace: Keyspace, remembered_heads: int = 10_000):
+    def __init__(
+        self,
+        client: Client,
+        keyspace: Keyspace,
+        remembered_heads: int = 10_000,
+        *,
+        topology: Topology | None = None,
+        durability: Durability | None = None,
+    ):
         self.client = client
         self.keys = keyspace
+        self.topology = topology or Topology(client)
+        self.durability = durability or Durability()
         self._append = client.register_script(APPEND_SCRIPT)
         self._after_version = client.register_script(AFTER_VERSION_SCRIPT)
         self._heads: OrderedDict[str, tuple[int, str]] = OrderedDict()
@@ -178,12 +219,14 @@ class EventStore:
         events: Sequence[Event],
         *,
         change_budget: int = 0,
+        receipt: Receipt | None = None,
     ) -> Appended:
         """Append ``events`` if the account is still at ``expected_version``.
 
         ``change_budget`` (per minute, 0: none) counts this append as one change against
         the account's budget, in the same script: past it nothing is written and
-        ``TooManyChanges`` says when the window ends (Redis's clock).
+        ``TooManyChanges`` says when the window ends (Redis's clock). ``receipt``: the
+        idempotency record the same script marks with the new version.
         """
         if not events:
             raise ValueError("nothing to append")
@@ -193,33 +236,60 @@ class EventStore:
         prev = self._chain_head(account_id, expected_version)
         records = chained([to_record(e) for e in events], prev)
         width = 2 * len(records[0])
+        version, digest = expected_version + len(records), records[-1]["hash"]
+        partition = self.keys.partition_of(account_id)
+        keys = [
+            self.keys.account_events(account_id),
+            self.keys.log(partition),
+            self.keys.account_head(account_id),
+            self.keys.change_budget(account_id),
+        ]
         argv: list[str] = [
             str(expected_version),
             prev,
-            records[-1]["hash"],
+            digest,
             str(width),
             self.keys.invalidations(),
             json.dumps([account_id]),
             str(change_budget),
+            "",
+            "0",
+            "0",
         ]
+        if receipt is not None and self.keys.partition_of(receipt.account_id) == partition:
+            keys.append(receipt.record)
+            argv[7:10] = [
+                receipt.recorded(version, digest),
+                str(receipt.ttl_ms),
+                str(receipt.lease_until),
+            ]
         for record in records:
             for name in sorted(record):
                 argv += [name, record[name]]
-        partition = self.keys.partition_of(account_id)
+
+        def append_on(node: Node) -> tuple[list[list[str]], Pinned | None]:
+            pinned = Pinned(node) if self.durability.required else None
+            try:
+                reply = self._append(
+                    keys=keys, args=argv, client=node.client if pinned is None else pinned.client
+                )
+            except BaseException:
+                if pinned is not None:
+                    pinned.close()
+                raise
+            return reply, pinned
+
         try:
-            account_ids, log_ids = self._append(
-                keys=[
-                    self.keys.account_events(account_id),
-                    self.keys.log(partition),
-                    self.keys.account_head(account_id),
-                    self.keys.change_budget(account_id),
-                ],
-                args=argv,
-            )
+            (account_ids, log_ids), pinned = self.topology.on_primary(keys[0], append_on)
         except redis.ResponseError as exc:
             if "KLCONFLICT" in str(exc):
                 self._forget(account_id)
                 raise self._conflict() from None
+            if "KLLATE" in str(exc):
+                raise RequestExpired(
+                    "the change was not made: the request took too long to reach it (its "
+                    "Idempotency-Key reservation ran out); retry with the same Idempotency-Key"
+                ) from None
             budget_spent = BUDGET_SPENT.search(str(exc))
             if budget_spent:
                 raise TooManyChanges(
@@ -228,9 +298,53 @@ class EventStore:
                     retry_after=max(int(budget_spent[1]), 1),
                 ) from None
             raise
-        self._remember(account_id, expected_version + len(records), records[-1]["hash"])
+        self._remember(account_id, version, digest)
         self.observer.appended(events)
-        return Appended(partition, tuple(account_ids), tuple(log_ids))
+        return Appended(partition, tuple(account_ids), tuple(log_ids), version, digest, pinned)
+
+    def confirm(self, appended: Appended) -> bool:
+        """Whether enough replicas hold the append and everything its primary wrote
+        before now (always, without ``KEYLEDGER_MIN_REPLICAS``). Releases the pinned
+        connection: call it once per append, after waiting for the projector."""
+        if appended.pinned is None:
+            return True
+        try:
+            replicas = appended.pinned.confirm(
+                self.keys.replication_mark(appended.partition), self.durability
+            )
+        finally:
+            appended.pinned.close()
+        return replicas >= self.durability.min_replicas
+
+    def replicated(self, account_id: str) -> bool:
+        """Whether enough replicas hold everything the account's primary holds now (a
+        retry of a change that was not confirmed asks this)."""
+        if not self.durability.required:
+            return True
+        partition = self.keys.partition_of(account_id)
+        try:
+            pinned = Pinned(self.topology.primary(self.keys.log(partition)))
+        except REDIS_ERRORS:
+            return False
+        try:
+            return pinned.confirm(self.keys.replication_mark(partition), self.durability) >= (
+                self.durability.min_replicas
+            )
+        finally:
+            pinned.close()
+
+    @store_call
+    def holds(self, account_id: str, version: int, digest: str) -> bool:
+        """Whether the account's history has this version with this chain hash (what an
+        append reported), i.e. whether that change is in the log."""
+        if version < 1:
+            return False
+        found = self.read_after_version(account_id, version - 1, 1)
+        return (
+            bool(found)
+            and found[0].record.get("version") == str(version)
+            and found[0].record.get("hash") == digest
+        )
 
     def _chain_head(self, account_id: str, expected_version: int) -> str:
         """The hash the new events chain from: remembered, or read from the head."""
@@ -257,6 +371,14 @@ class EventStore:
     def _forget(self, account_id: str) -> None:
         with self._lock:
             self._heads.pop(account_id, None)
+
+    def forget(self, accounts: list[str] | None) -> None:
+        """Drop the remembered heads of these accounts (None: of every account), told by
+        the invalidation subscription (``AuthCache.subscribe``): after a failover the
+        new primary may hold fewer events than were remembered."""
+        if accounts is None:
+            with self._lock:
+                self._heads.clear()
 
     @staticmethod
     def _conflict() -> ConcurrencyConflict:

@@ -11,10 +11,9 @@ per process, so the hashes stay small.
 
 from __future__ import annotations
 
-import redis
-
 from keyledger.adapters.keyspace import Keyspace
 from keyledger.adapters.redis_client import store_call
+from keyledger.adapters.topology import Client
 from keyledger.authn.throttle import WINDOW, Subject, Tally
 
 COUNT_SCRIPT = """
@@ -50,7 +49,7 @@ def fields(subject: Subject) -> list[str]:
 
 
 class SharedFailureCounts:
-    def __init__(self, client: redis.Redis, keyspace: Keyspace):
+    def __init__(self, client: Client, keyspace: Keyspace):
         self.client = client
         self.keys = keyspace
         self._count = client.register_script(COUNT_SCRIPT)

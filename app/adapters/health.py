@@ -1,4 +1,10 @@
-"""What ``keyledger status`` reports: the Redis settings, the log and the projections."""
+"""What ``keyledger status`` reports: the Redis settings, the log and the projections.
+
+A partition's keys share one slot, so everything about a partition is read with
+one pipeline on the node that serves it (``Topology.by_primary``): one round trip
+per node, on a single Redis as on a cluster. An entry's age is measured on the
+clock of the node that gave it its id.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import redis
 
 from keyledger.adapters.keyspace import PROJECTIONS, Keyspace
 from keyledger.adapters.redis_client import as_entries, stream_id
+from keyledger.adapters.topology import Topology
 
 #: Settings keyledger needs so that nothing acknowledged is lost or evicted.
 REQUIRED = {
@@ -27,6 +34,8 @@ LAG_SCAN_LIMIT = 100_000
 @dataclass
 class PartitionStatus:
     partition: int
+    #: The node serving the partition's slot (``host:port``).
+    node: str
     log_length: int
     last_entry: str | None
     checkpoints: dict[str, str | None]
@@ -54,6 +63,7 @@ class Status:
             "partitions": [
                 {
                     "partition": p.partition,
+                    "node": p.node,
                     "logLength": p.log_length,
                     "lastEntry": p.last_entry,
                     "checkpoints": p.checkpoints,
@@ -67,21 +77,32 @@ class Status:
         }
 
 
-def settings_warnings(client: redis.Redis) -> list[str]:
+def settings_warnings(topology: Topology) -> list[str]:
+    """What each node (every primary and replica of a cluster) is set to that keyledger
+    cannot rely on."""
     warnings = []
-    for name, (wanted, why) in {**REQUIRED, **RECOMMENDED}.items():
-        try:
-            value = client.config_get(name).get(name)
-        except redis.ResponseError:
-            warnings.append(f"cannot read {name} (CONFIG disabled?): make sure it is {wanted}")
-            continue
-        if value != wanted:
-            warnings.append(f"{name} is {value!r}, keyledger needs {wanted!r}: {why}")
+    for node in topology.nodes():
+        where = f"{node.name} ({node.role}): " if topology.clustered else ""
+        for name, (wanted, why) in {**REQUIRED, **RECOMMENDED}.items():
+            try:
+                value = node.client.config_get(name).get(name)
+            except redis.ResponseError:
+                warnings.append(
+                    f"{where}cannot read {name} (CONFIG disabled?): make sure it is {wanted}"
+                )
+                continue
+            if value != wanted:
+                warnings.append(f"{where}{name} is {value!r}, keyledger needs {wanted!r}: {why}")
     return warnings
 
 
-def partition_status(client: redis.Redis, keys: Keyspace, partition: int) -> PartitionStatus:
+def partition_status(topology: Topology, keys: Keyspace, partition: int) -> PartitionStatus:
     log_key = keys.log(partition)
+    return topology.on_primary(log_key, lambda node: _partition_status(node, keys, partition))
+
+
+def _partition_status(node: Any, keys: Keyspace, partition: int) -> PartitionStatus:
+    client, log_key = node.client, keys.log(partition)
     pipe = client.pipeline(transaction=False)
     pipe.xlen(log_key)
     pipe.xrevrange(log_key, count=1)
@@ -100,6 +121,7 @@ def partition_status(client: redis.Redis, keys: Keyspace, partition: int) -> Par
     entries = as_entries(last)
     return PartitionStatus(
         partition=partition,
+        node=node.name,
         log_length=int(length),
         last_entry=entries[0][0] if entries else None,
         checkpoints=positions,
@@ -110,11 +132,28 @@ def partition_status(client: redis.Redis, keys: Keyspace, partition: int) -> Par
     )
 
 
-def status(client: redis.Redis, keys: Keyspace) -> Status:
-    info = client.info("server")
+def replica_warnings(topology: Topology, min_replicas: int) -> list[str]:
+    """Primaries with fewer connected replicas than every change must reach: each of
+    their partitions refuses every change (503) until a replica is back."""
+    warnings = []
+    for node in topology.nodes():
+        if node.role != "primary" or not min_replicas:
+            continue
+        connected = int(node.client.info("replication").get("connected_slaves", 0))
+        if connected < min_replicas:
+            warnings.append(
+                f"{node.name} has {connected} connected replicas but KEYLEDGER_MIN_REPLICAS="
+                f"{min_replicas}: every change to its partitions is refused (503) until "
+                "enough replicas are back"
+            )
+    return warnings
+
+
+def status(topology: Topology, keys: Keyspace, min_replicas: int = 0) -> Status:
+    info = topology.nodes()[0].client.info("server")
     result = Status(redis_version=str(info.get("redis_version", "?")))
-    result.warnings = settings_warnings(client)
-    result.partitions = [partition_status(client, keys, p) for p in range(keys.partitions)]
+    result.warnings = settings_warnings(topology) + replica_warnings(topology, min_replicas)
+    result.partitions = [partition_status(topology, keys, p) for p in range(keys.partitions)]
     for p in result.partitions:
         if p.halted:
             result.warnings.append(
@@ -144,17 +183,31 @@ class PartitionLag:
     dead_letters: int
 
 
-def log_lag(client: redis.Redis, keys: Keyspace, count_cap: int = 0) -> list[PartitionLag]:
-    """Every partition's lag in two round trips (plus one script call per partition when
-    ``count_cap`` asks for the number of unapplied entries).
+def log_lag(topology: Topology, keys: Keyspace, count_cap: int = 0) -> list[PartitionLag]:
+    """Every partition's lag in two round trips per node (plus one script call per
+    partition when ``count_cap`` asks for the number of unapplied entries).
 
-    The age of the oldest unapplied entry is the Redis server's time minus the
-    time in that entry's id (ids come from the same clock), so web hosts' clocks
-    do not matter.
+    The age of the oldest unapplied entry is the server's time minus the time in
+    that entry's id, both from the node that serves the partition, so web hosts'
+    clocks do not matter.
     """
+    partitions = {p: keys.log(p) for p in range(keys.partitions)}
+
+    def read() -> list[PartitionLag]:
+        lags = []
+        for node, group in topology.by_primary(partitions):
+            lags += _node_lag(node.client, keys, group, count_cap)
+        return sorted(lags, key=lambda lag: lag.partition)
+
+    return topology.routed(read)
+
+
+def _node_lag(
+    client: redis.Redis, keys: Keyspace, partitions: list[int], count_cap: int
+) -> list[PartitionLag]:
     pipe = client.pipeline(transaction=False)
     pipe.time()
-    for partition in range(keys.partitions):
+    for partition in partitions:
         pipe.mget([keys.checkpoint(name, partition) for name in PROJECTIONS])
         pipe.exists(keys.halted(partition))
         pipe.xlen(keys.dead_letters(partition))
@@ -162,20 +215,20 @@ def log_lag(client: redis.Redis, keys: Keyspace, count_cap: int = 0) -> list[Par
     seconds, micros = replies[0]
     now_ms = int(seconds) * 1000 + int(micros) // 1000
     starts, states = [], []
-    for partition in range(keys.partitions):
-        checkpoints, halted, dead = replies[1 + 3 * partition : 4 + 3 * partition]
+    for index, _partition in enumerate(partitions):
+        checkpoints, halted, dead = replies[1 + 3 * index : 4 + 3 * index]
         behind = min((stream_id(c) if c else (0, 0)) for c in checkpoints)
         starts.append("-" if behind == (0, 0) else f"({behind[0]}-{behind[1]}")
         states.append((bool(halted), int(dead)))
     counter = client.register_script(COUNT_AFTER_SCRIPT)
     pipe = client.pipeline(transaction=False)
-    for partition, start in enumerate(starts):
+    for partition, start in zip(partitions, starts, strict=True):
         pipe.xrange(keys.log(partition), min=start, count=1)
         if count_cap:
             counter(keys=[keys.log(partition)], args=[start, count_cap], client=pipe)
     answers = iter(pipe.execute())
     lags = []
-    for partition, (halted, dead) in enumerate(states):
+    for partition, (halted, dead) in zip(partitions, states, strict=True):
         oldest = as_entries(next(answers))
         entries = int(next(answers)) if count_cap else None
         age = max(0, now_ms - stream_id(oldest[0][0])[0]) if oldest else 0

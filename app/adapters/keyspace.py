@@ -1,32 +1,83 @@
 """Every Redis key name keyledger uses, in one place.
 
 Per-account data lives in the account's log partition: all its keys share the
-hash tag ``{pNN}``, so every script and transaction touches one hash slot.
-Key ids start with the partition number (``app.domain.tokens``), so a key
-lookup also goes straight to its partition.
+partition's hash tag (``{p07.39}``), so every script and transaction touches one
+hash slot. Key ids start with the partition number (``app.domain.tokens``), so a
+key lookup also goes straight to its partition.
+
+**Where partitions land on a Redis Cluster.** A cluster gives each primary a
+contiguous range of the 16384 hash slots (``redis-cli --cluster create`` splits
+them evenly). The tag of partition ``p`` of ``N`` is ``p<NN>.<suffix>``, with the
+first suffix (``0``-``9``, ``a``-``z``, then two characters, ...) whose slot lies
+within a quarter of a share of the middle of the ``p``-th ``N``-th of the slot
+space (``spread_tag``). So the partitions spread evenly over any number of
+primaries with even ranges: 16 partitions on 3 primaries are 5, 6 and 5. The
+plain tag ``p<NN>`` of keyledger before clusters (``legacy``) puts CRC16's
+structure in the way: 16 of them fall 4, 5 and 7 on 3 primaries. The layout is
+recorded in Redis with the partition count and checked at start
+(``bootstrap.check_partitions``).
 """
 
 from __future__ import annotations
 
+import binascii
+import itertools
 import re
+import string
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import quote
 
 PROJECTIONS = ("auth", "syslog")
+SLOTS = 16384
+TAG_LAYOUTS = ("spread", "legacy")
+_SUFFIX_ALPHABET = string.digits + string.ascii_lowercase
+
+
+def slot_of(tag: str) -> int:
+    """The Redis Cluster hash slot of a hash tag (CRC16-XMODEM modulo 16384)."""
+    return binascii.crc_hqx(tag.encode(), 0) % SLOTS
+
+
+@lru_cache(maxsize=4096)
+def spread_tag(partition: int, partitions: int) -> str:
+    """The ``spread`` tag of a partition: its slot near the middle of its share of the
+    slot space. A storage format: never change the rule (tests pin the tags)."""
+    target = (2 * partition + 1) * SLOTS // (2 * partitions)
+    tolerance = max(SLOTS // (4 * partitions), 1)
+    base = f"p{partition:02d}"
+    for length in itertools.count(1):
+        for letters in itertools.product(_SUFFIX_ALPHABET, repeat=length):
+            candidate = f"{base}.{''.join(letters)}"
+            if abs(slot_of(candidate) - target) < tolerance:
+                return candidate
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @dataclass(frozen=True)
 class Keyspace:
     namespace: str = "kl"
     partitions: int = 16
+    #: ``spread`` (``spread_tag``) or ``legacy`` (``p<NN>``, as written before clusters).
+    tags: str = "spread"
+
+    def __post_init__(self) -> None:
+        if self.tags not in TAG_LAYOUTS:
+            raise ValueError(f"unknown partition tag layout {self.tags!r}")
 
     def partition_of(self, account_id: str) -> int:
         return zlib.crc32(account_id.encode()) % self.partitions
 
+    def partition_tag(self, partition: int) -> str:
+        """The hash tag's text, without braces (``p07.39``)."""
+        if self.tags == "legacy":
+            return f"p{partition:02d}"
+        return spread_tag(partition, self.partitions)
+
     def tag(self, partition: int) -> str:
-        return f"{self.namespace}:{{p{partition:02d}}}"
+        return f"{self.namespace}:{{{self.partition_tag(partition)}}}"
 
     def _account(self, account_id: str) -> str:
         return f"{self.tag(self.partition_of(account_id))}:acct:{account_id}"
@@ -54,6 +105,12 @@ class Keyspace:
 
     def meta(self) -> str:
         return f"{self.namespace}:meta"
+
+    def replication_mark(self, partition: int) -> str:
+        """Counter a change increments on its partition's primary right before ``WAIT``:
+        that write's place in the replication stream follows the append and its
+        projection, so replicas that reached it hold both (``adapters.replication``)."""
+        return f"{self.tag(partition)}:replicated"
 
     # -- projections ---------------------------------------------------------------------
     def checkpoint(self, projection: str, partition: int) -> str:
@@ -156,7 +213,7 @@ class Keyspace:
         Only the namespace differs (``~`` cannot occur in a configured one), so every
         shadow key has the hash tag, and the slot, of the live key it will be renamed to.
         """
-        return Keyspace(f"{self.namespace}~{projection}", self.partitions)
+        return Keyspace(f"{self.namespace}~{projection}", self.partitions, self.tags)
 
     def translate(self, key: str, into: Keyspace) -> str:
         """The name ``key`` of this keyspace has in keyspace ``into``."""
@@ -210,7 +267,7 @@ class ProjectionKey(NamedTuple):
 
 
 _ID = r"[^:{}]+"
-_TAG = r"\{p([0-9]+)\}"
+_TAG = r"\{p([0-9]+)(?:\.[0-9a-z]+)?\}"
 _PROJECTION_KEYS = tuple(
     (re.compile(pattern), projection, kind)
     for pattern, projection, kind in (

@@ -21,10 +21,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import redis
-
 from keyledger.adapters.keyspace import Keyspace
-from keyledger.adapters.redis_client import store_call
+from keyledger.adapters.redis_client import REDIS_ERRORS, store_call
+from keyledger.adapters.topology import Client
 
 log = logging.getLogger("keyledger.lastused")
 
@@ -61,7 +60,7 @@ def parse(stored: str | None) -> LastUse | None:
 class LastUseRecorder:
     def __init__(
         self,
-        client: redis.Redis,
+        client: Client,
         keyspace: Keyspace,
         interval: float,
         clock: Callable[[], float] = time.time,
@@ -104,7 +103,7 @@ class LastUseRecorder:
     def flush_quietly(self) -> None:
         try:
             self.flush()
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             log.warning("could not write last uses now (%s); retrying later", type(exc).__name__)
 
     def flush_at_exit(self) -> None:
@@ -112,7 +111,7 @@ class LastUseRecorder:
         these last uses are lost, as they would be on a kill: last use is approximate)."""
         try:
             self.flush()
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             log.info("last uses noted by this process not written at exit (%s)", exc)
 
     def flush(self) -> int:
@@ -134,7 +133,7 @@ class LastUseRecorder:
                         keys=[self.keys.last_used(partition)],
                         args=args[start : start + 3 * MAX_PER_CALL],
                     )
-        except redis.RedisError:
+        except REDIS_ERRORS:
             with self._lock:
                 for key_id, use in noted.items():
                     known = self._noted.get(key_id)
@@ -156,7 +155,7 @@ class LastUseRecorder:
 
 
 class LastUseReader:
-    def __init__(self, client: redis.Redis, keyspace: Keyspace):
+    def __init__(self, client: Client, keyspace: Keyspace):
         self.client = client
         self.keys = keyspace
 

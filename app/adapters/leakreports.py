@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import redis
-
 from keyledger.adapters.keyspace import Keyspace
+from keyledger.adapters.topology import Client
 
 
-def reported_account_keys(client: redis.Redis, keys: Keyspace) -> list[dict[str, Any]]:
+def reported_account_keys(client: Client, keys: Keyspace) -> list[dict[str, Any]]:
     """``[{"accountId", "url", "reportedTimestamp"}]``, oldest report first."""
     pipe = client.pipeline(transaction=False)
     for partition in range(keys.partitions):

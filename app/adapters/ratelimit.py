@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis
-
 from keyledger.adapters.keyspace import Keyspace
 from keyledger.adapters.redis_client import store_call
+from keyledger.adapters.topology import Client
 
 HIT_SCRIPT = """
 -- KEYS[1]: the account key's counter hash {window, count}
@@ -40,7 +39,7 @@ class Allowance:
 
 
 class RateLimiter:
-    def __init__(self, client: redis.Redis, keyspace: Keyspace, per_minute: int):
+    def __init__(self, client: Client, keyspace: Keyspace, per_minute: int):
         self.client = client
         self.keys = keyspace
         self.per_minute = per_minute

@@ -35,10 +35,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import redis
-
 from keyledger.adapters.keyspace import Keyspace
 from keyledger.adapters.redis_client import as_entries, store_call
+from keyledger.adapters.topology import Client
 
 log = logging.getLogger("keyledger.systemlog")
 
@@ -92,7 +91,7 @@ def _ms(moment: datetime) -> int:
 
 
 class SystemLogReader:
-    def __init__(self, client: redis.Redis, keyspace: Keyspace):
+    def __init__(self, client: Client, keyspace: Keyspace):
         self.client = client
         self.keys = keyspace
         self._page = client.register_script(PAGE_SCRIPT)

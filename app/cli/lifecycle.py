@@ -65,7 +65,7 @@ def scheduler(queue: str) -> None:
         signal.signal(signum, lambda *_: stop.set())
     Scheduler(
         built.redis,
-        queue_connection(built.settings.redis_url),
+        queue_connection(built.settings.queue_redis_url),
         built.keyspace,
         built.settings.sweep_seconds,
         queue,

@@ -38,7 +38,9 @@ def projector(consumer: str | None) -> None:
     observability_logs.configure(settings.log_level, settings.log_format)
     check_partitions(built.redis, built.keyspace)
     # The socket timeout must outlast the blocking read (BLOCK 2000 ms).
-    client = connect(settings.redis_url, timeout=5.0, socket_timeout=10.0)
+    client = connect(
+        settings.redis_url, timeout=5.0, socket_timeout=10.0, cluster=settings.redis_cluster
+    )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -47,7 +49,7 @@ def projector(consumer: str | None) -> None:
         from keyledger.observability.collectors import LogStateCollector, ProjectorCollector
         from keyledger.observability.serve import serve
 
-        collectors = [LogStateCollector(built.redis, built.keyspace)]
+        collectors = [LogStateCollector(built.topology, built.keyspace)]
         serve(
             settings.projector_metrics_port,
             [*collectors, ProjectorCollector(lambda: running.applied)],
@@ -70,12 +72,12 @@ def worker(burst: bool, queue_name: str | None) -> None:
     built = container()
     settings = built.settings
     observability_logs.configure(settings.log_level, settings.log_format)
-    connection = queue_connection(settings.redis_url)  # RQ lengthens its socket timeout
+    connection = queue_connection(settings.queue_redis_url)  # RQ lengthens its socket timeout
     if settings.worker_metrics_port is not None:
         from keyledger.observability.collectors import RebuildCollector
         from keyledger.observability.serve import serve
 
-        scrapes = queue_connection(settings.redis_url)
+        scrapes = queue_connection(settings.queue_redis_url)
         serve(
             settings.worker_metrics_port,
             [RebuildCollector(built.redis, scrapes, built.keyspace)],

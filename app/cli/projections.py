@@ -48,7 +48,7 @@ def rebuild(which: str, no_wait: bool, queue: str | None, as_json: bool) -> None
         built = container()
         with translated_errors():
             job = enqueue_rebuild(
-                queue_connection(built.settings.redis_url),
+                queue_connection(built.settings.queue_redis_url),
                 built.redis,
                 built.keyspace,
                 WHICH[which],
@@ -75,7 +75,7 @@ def job(job_id: str, wait: bool, as_json: bool) -> None:
     def action() -> None:
         built = container()
         with translated_errors():
-            connection = queue_connection(built.settings.redis_url)
+            connection = queue_connection(built.settings.queue_redis_url)
             try:
                 found = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
             except NoSuchJobError:

@@ -25,7 +25,7 @@ def status_command(as_json: bool) -> None:
     """
     built = container()
     with translated_errors():
-        report = health.status(built.redis, built.keyspace)
+        report = health.status(built.topology, built.keyspace, built.settings.min_replicas)
         leaked = reported_account_keys(built.redis, built.keyspace)
     if as_json:
         click.echo(json.dumps({**report.as_dict(), "leakedAccountKeys": leaked}))
@@ -42,7 +42,7 @@ def status_command(as_json: bool) -> None:
             state = "HALTED" if p.halted else "ok"
             click.echo(
                 f"  p{p.partition:02d} {state:6} log={p.log_length} lag={p.lag} "
-                f"pending={p.pending} dead={p.dead_letters}"
+                f"pending={p.pending} dead={p.dead_letters} node={p.node}"
             )
         for warning in report.warnings:
             click.echo(f"warning: {warning}", err=True)
@@ -102,7 +102,8 @@ def deadletter_skip(partition: int, entry_id: str, yes: bool) -> None:
             raise click.ClickException(f"partition {partition} is not halted at {entry_id}")
         if not yes:
             raise click.ClickException("refusing without --yes: read --help first")
-        pipe = built.redis.pipeline()
+        # One MULTI on the partition's node (a cluster client cannot run one over keys).
+        pipe = built.topology.primary(keys.log(partition)).client.pipeline()
         for name in PROJECTIONS:
             pipe.set(keys.checkpoint(name, partition), entry_id)
         pipe.xack(keys.log(partition), keys.consumer_group(), entry_id)

@@ -90,6 +90,7 @@ def events_tail(account_id: str | None, start: str | None, follow: bool, output:
             built.settings.redis_url,
             timeout=built.settings.redis_timeout,
             socket_timeout=BLOCK_MS / 1000 + 5,
+            cluster=built.settings.redis_cluster,
         )
         reader = LogTail(client, keys)
         positions = start_positions(start or ("now" if follow else "start"), keys, reader)

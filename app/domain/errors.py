@@ -71,3 +71,23 @@ class StoreUnavailable(KeyledgerError):
 
     status = 503
     code = "service_unavailable"
+
+
+class RequestExpired(StoreUnavailable):
+    """A request with an ``Idempotency-Key`` reached its change after its reservation's
+    lease: nothing was written (a retry may already run it)."""
+
+    code = "request_expired"
+
+
+class ChangeUnconfirmed(StoreUnavailable):
+    """A change was appended, but fewer replicas than required confirmed it in time: it
+    may or may not survive a failover. Names the version it was appended as."""
+
+    code = "change_unconfirmed"
+
+    def __init__(self, description: str, *, account_id: str, version: int, digest: str):
+        super().__init__(description)
+        self.account_id = account_id
+        self.version = version
+        self.digest = digest

@@ -16,6 +16,8 @@ from prometheus_client.core import Metric
 
 from keyledger.adapters import health
 from keyledger.adapters.keyspace import PROJECTIONS, Keyspace
+from keyledger.adapters.redis_client import REDIS_ERRORS
+from keyledger.adapters.topology import Client, Topology
 from keyledger.observability.metrics import counter, gauge
 
 log = logging.getLogger("keyledger.metrics")
@@ -27,15 +29,15 @@ LAG_COUNT_CAP = 10_000
 class LogStateCollector:
     """Projector lag, halted partitions and dead letters, per partition (from Redis)."""
 
-    def __init__(self, client: redis.Redis, keyspace: Keyspace):
-        self.client = client
+    def __init__(self, topology: Topology, keyspace: Keyspace):
+        self.topology = topology
         self.keys = keyspace
 
     def collect(self) -> Iterator[Metric]:
         up = gauge("keyledger_redis_up", "1 when this scrape could read the log's state in Redis")
         try:
-            lags = health.log_lag(self.client, self.keys, count_cap=LAG_COUNT_CAP)
-        except (redis.RedisError, OSError) as exc:
+            lags = health.log_lag(self.topology, self.keys, count_cap=LAG_COUNT_CAP)
+        except (*REDIS_ERRORS, OSError) as exc:
             log.warning("metrics: cannot read the log state (%s)", type(exc).__name__)
             up.add_metric([], 0)
             yield up
@@ -86,7 +88,7 @@ class ProjectorCollector:
 class RebuildCollector:
     """Progress of projection rebuilds, from the running job's saved progress."""
 
-    def __init__(self, data: redis.Redis, queue: redis.Redis, keyspace: Keyspace):
+    def __init__(self, data: Client, queue: redis.Redis, keyspace: Keyspace):
         self.data, self.queue, self.keys = data, queue, keyspace
 
     def collect(self) -> Iterator[Metric]:
@@ -116,7 +118,7 @@ class RebuildCollector:
                         pass
                 ratio.add_metric([projection], min(done, 1.0))
                 running.add_metric([projection], int(job_id is not None))
-        except (redis.RedisError, OSError) as exc:
+        except (*REDIS_ERRORS, OSError) as exc:
             log.warning("metrics: cannot read rebuild progress (%s)", type(exc).__name__)
             return
         yield ratio

@@ -2,8 +2,9 @@
 
 Four checks, each named in the answer:
 
-- ``redis``: Redis answers a PING (on a connection of its own with a short
-  timeout, so a stalled Redis makes the probe fail rather than hang);
+- ``redis``: Redis answers (on connections of their own with a short timeout, so
+  a stalled Redis makes the probe fail rather than hang): a PING, or on a
+  cluster, the node serving each partition;
 - ``invalidations``: this process's invalidation subscription is confirmed and
   was heard from within the last 1.5 s (waiting up to half a second for the
   answer to a PING when it has been quiet), so its cache can be trusted;
@@ -26,11 +27,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import redis
-
 from keyledger.adapters import health
 from keyledger.adapters.authcache import AuthCache
 from keyledger.adapters.keyspace import Keyspace
+from keyledger.adapters.redis_client import REDIS_ERRORS
+from keyledger.adapters.topology import Topology
 
 log = logging.getLogger("keyledger.readiness")
 
@@ -41,13 +42,13 @@ SUBSCRIPTION_WAIT = 0.5
 class Readiness:
     def __init__(
         self,
-        client: redis.Redis,
+        topology: Topology,
         keyspace: Keyspace,
         cache: AuthCache,
         max_lag_ms: int,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.client = client
+        self.topology = topology
         self.keys = keyspace
         self.cache = cache
         self.max_lag_ms = max_lag_ms
@@ -103,12 +104,12 @@ class Readiness:
         try:
             with self._lock:
                 if self.clock() - self._read_at >= LAG_CACHE_SECONDS or self._lags is None:
-                    self._lags = health.log_lag(self.client, self.keys)
+                    self._lags = health.log_lag(self.topology, self.keys)
                     self._read_at = self.clock()
                 else:
-                    self.client.ping()
+                    self._ping()
                 lags = self._lags
-        except (redis.RedisError, OSError) as exc:
+        except (*REDIS_ERRORS, OSError) as exc:
             checks["redis"] = {
                 "ok": False,
                 "error": f"Redis does not answer ({type(exc).__name__})",
@@ -116,3 +117,9 @@ class Readiness:
             return None
         checks["redis"] = {"ok": True}
         return lags
+
+    def _ping(self) -> None:
+        """Every node serving a partition answers (the one Redis, or those primaries)."""
+        partitions = {p: self.keys.log(p) for p in range(self.keys.partitions)}
+        for node, _ in self.topology.by_primary(partitions):
+            node.client.ping()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, request
 
 from keyledger.adapters.redis_client import connect
+from keyledger.adapters.topology import Topology
 from keyledger.observability.metrics import UNMATCHED, WebMetrics
 from keyledger.observability.observer import CURRENT_REQUEST, Observer
 from keyledger.observability.readiness import Readiness
@@ -61,15 +62,19 @@ def install(app: Flask, container: Container, gate: Gate) -> None:
         from keyledger.observability.metrics import web_metrics
 
         metrics = web_metrics()
-        state = LogStateCollector(container.redis, container.keyspace)
+        state = LogStateCollector(container.topology, container.keyspace)
         exposition = _exposition(metrics, state)
     observer = WebObserver(metrics, logged=settings.log_format == "json")
     gate.observer = observer
     container.hasher.observer = observer
     container.store.observer = observer
-    probe = connect(settings.redis_url, timeout=min(settings.redis_timeout, READY_REDIS_TIMEOUT))
+    probe = connect(
+        settings.redis_url,
+        timeout=min(settings.redis_timeout, READY_REDIS_TIMEOUT),
+        cluster=settings.redis_cluster,
+    )
     readiness = Readiness(
-        probe, container.keyspace, container.auth_cache, settings.ready_max_lag_ms
+        Topology(probe), container.keyspace, container.auth_cache, settings.ready_max_lag_ms
     )
 
     @app.teardown_request

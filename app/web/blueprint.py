@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, jsonify
+from flask import Response, current_app, json, jsonify
 from flask_smorest import Blueprint as SmorestBlueprint
 from flask_smorest import abort
 from webargs.flaskparser import FlaskParser
 
 from keyledger.bootstrap import Container
 from keyledger.service import NOT_IN_EFFECT, Ledger, Outcome
+
+NOT_IN_EFFECT_HEADERS = {"Keyledger-Change": "recorded; not yet in effect"}
 
 
 class Parser(FlaskParser):
@@ -45,10 +47,24 @@ def changed(outcome: Outcome, body: dict[str, Any] | None, status: int) -> Any:
         if body is None:
             return Response(status=status)
         return body, status
-    headers = {"Keyledger-Change": "recorded; not yet in effect"}
+    headers = dict(NOT_IN_EFFECT_HEADERS)
     if body is None:
         response = jsonify({"notice": NOT_IN_EFFECT})
         response.status_code = 202
         response.headers.update(headers)
         return response
     return {**body, "notice": NOT_IN_EFFECT}, 202, headers
+
+
+def not_yet_in_effect(response: Response) -> Response:
+    """What ``changed`` answers when not in effect, made from the response it answered
+    when in effect (a deferred change, ``keyledger.web.idempotency``, is rendered first
+    and applied after)."""
+    headers = dict(NOT_IN_EFFECT_HEADERS)
+    body = response.get_json(silent=True) if response.get_data() else None
+    payload = (
+        {**body, "notice": NOT_IN_EFFECT} if isinstance(body, dict) else {"notice": NOT_IN_EFFECT}
+    )
+    noticed = Response(json.dumps(payload), status=202, mimetype="application/json")
+    noticed.headers.update(headers)
+    return noticed

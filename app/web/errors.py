@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, jsonify
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from werkzeug.exceptions import HTTPException
 
 from keyledger.domain.errors import KeyledgerError, TooManyChanges
@@ -115,7 +115,7 @@ def handle_keyledger_error(error: KeyledgerError) -> Response:
     return error_response(error.status, error.description, error.code, error.fields, headers)
 
 
-def handle_redis_error(error: RedisError) -> Response:
+def handle_redis_error(error: RedisError | RedisClusterException) -> Response:
     log.error("redis unavailable: %s", type(error).__name__)
     return error_response(503, "storage unavailable; retry later", "service_unavailable")
 
@@ -128,5 +128,7 @@ def handle_unexpected(error: Exception) -> Response:
 def register(app: Flask) -> None:
     app.register_error_handler(KeyledgerError, handle_keyledger_error)
     app.register_error_handler(RedisError, handle_redis_error)
+    # redis-py's cluster client raises this (not a RedisError) when no node serves a slot.
+    app.register_error_handler(RedisClusterException, handle_redis_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(Exception, handle_unexpected)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from flask import Flask, Response, request
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from keyledger.adapters.ratelimit import RateLimiter
 from keyledger.bootstrap import Container, build
@@ -65,6 +65,7 @@ class KeyLedger:
         app.extensions["keyledger.gate"] = gate
         app.register_error_handler(KeyledgerError, errors.handle_keyledger_error)
         app.register_error_handler(RedisError, errors.handle_redis_error)
+        app.register_error_handler(RedisClusterException, errors.handle_redis_error)
         app.after_request(stamp)
         if self.protect_all:
 

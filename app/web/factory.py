@@ -14,7 +14,7 @@ from keyledger.bootstrap import Container, build, verify_partitions
 from keyledger.config import FORWARD_AUTH_HEADERS, Settings
 from keyledger.observability import logs as observability_logs
 from keyledger.observability import web as observability
-from keyledger.web import auth, console, errors, idempotency, scanning
+from keyledger.web import auth, console, durability, errors, idempotency, scanning
 from keyledger.web.audit import audit_blp
 from keyledger.web.blueprint import Blueprint
 from keyledger.web.forward import ForwardAuthFastPath, forward_blp
@@ -109,5 +109,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = TrustedProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, settings.trusted_proxies, settings.trusted_proxy_addresses
         )
-    idempotency.install(app, IdempotencyStore(container.redis, container.keyspace))
+    durability.install(app)  # before idempotency: its after_request runs after that one's
+    idempotency.install(
+        app,
+        IdempotencyStore(container.redis, container.keyspace),
+        container.store,
+        container.ledger,
+    )
     return app

@@ -16,7 +16,7 @@ from keyledger.web.blueprint import Blueprint, changed, container, ledger
 
 account_blp = Blueprint("account", __name__, url_prefix="/v1", description="The calling key")
 users_blp = Blueprint("users", __name__, url_prefix="/v1/users", description="Account users")
-#: Documents the ``Idempotency-Key`` header (``app.web.idempotency``) on POST operations.
+#: Documents the ``Idempotency-Key`` header (``app.web.idempotency``) on every change.
 IDEMPOTENT = {
     "parameters": [
         {
@@ -119,6 +119,7 @@ class UserItem(MethodView):
 
     @users_blp.arguments(s.UserUpdateSchema)
     @users_blp.response(200, s.UserSchema)
+    @users_blp.doc(**IDEMPOTENT)
     def put(self, body: dict[str, Any], user_id: str) -> Any:
         """Change a user's name and/or role."""
         account_id = current_principal().account_id
@@ -128,6 +129,7 @@ class UserItem(MethodView):
         return changed(outcome, user_body(outcome.state, outcome.state.user(user_id)), 200)
 
     @users_blp.response(204)
+    @users_blp.doc(**IDEMPOTENT)
     def delete(self, user_id: str) -> Any:
         """Remove a user and every key they hold."""
         outcome = ledger().remove_user(current_principal().account_id, user_id, current_actor())
@@ -178,6 +180,7 @@ class ApiKeyItem(MethodView):
 
     @keys_blp.arguments(s.ApiKeyUpdateSchema)
     @keys_blp.response(200, s.ApiKeySchema)
+    @keys_blp.doc(**IDEMPOTENT)
     def put(self, body: dict[str, Any], name: str) -> Any:
         """Disable or enable the key, or change its description or expiry.
 
@@ -198,6 +201,7 @@ class ApiKeyItem(MethodView):
         return changed(outcome, one_key(outcome.state, name), 200)
 
     @keys_blp.response(204)
+    @keys_blp.doc(**IDEMPOTENT)
     def delete(self, name: str) -> Any:
         """Delete a secret key: the next request with it fails."""
         outcome = ledger().delete_secret_key(current_principal().account_id, name, current_actor())
@@ -236,6 +240,7 @@ class AllowedSourceIps(MethodView):
 
     @keys_blp.arguments(s.CidrSchema, location="query")
     @keys_blp.response(200, s.ApiKeySchema)
+    @keys_blp.doc(**IDEMPOTENT)
     def delete(self, query: dict[str, Any], name: str) -> Any:
         """Remove one source subnet from the key."""
         outcome = ledger().remove_subnet(

@@ -50,6 +50,16 @@ class ApiClient:
             allow_server_errors=self.allow_server_errors,
         )
 
+    def allowing(self, *statuses: int) -> ApiClient:
+        """The same client, taking these server errors as answers (a failover's 503)."""
+        return ApiClient(
+            self.base_url,
+            self.account_key,
+            self.secret_key,
+            secrets=self.recorder,
+            allow_server_errors=self.allow_server_errors | set(statuses),
+        )
+
     # -- raw requests ----------------------------------------------------------------------
     def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         headers = {"X-Request-Id": f"e2e-{uuid.uuid4().hex}"}

@@ -262,8 +262,16 @@ class Tenant:
 class Stack:
     """One namespace in the test Redis, with the processes serving it."""
 
-    def __init__(self, redis_url: str, workdir: Path, namespace: str | None = None):
+    def __init__(
+        self,
+        redis_url: str,
+        workdir: Path,
+        namespace: str | None = None,
+        env: dict[str, str] | None = None,
+    ):
         self.redis_url = redis_url
+        #: Settings every process of this stack gets (e.g. a Redis Cluster's).
+        self.extra_env = dict(env or {})
         self.namespace = namespace or unique_namespace()
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -296,6 +304,7 @@ class Stack:
                 "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             }
         )
+        env.update(self.extra_env)
         env.update(overrides)
         return env
 

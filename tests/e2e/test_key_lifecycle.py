@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import redis
 
+from keyledger.adapters.keyspace import Keyspace
 from keyledger.domain.mapper import format_time, parse_time
 from tests.e2e.client import ApiClient
 from tests.e2e.harness import (
@@ -239,7 +240,7 @@ def test_keys_unused_for_days_are_listed_by_the_api_and_the_cli(
     long_ago = int((time.time() - 120 * 86400) * 1000)
     partition = int(stale_secret[5:7], 16)
     e2e_redis.hset(
-        f"{stack.namespace}:{{p{partition:02d}}}:lastused",
+        Keyspace(stack.namespace, 4).last_used(partition),
         stale_secret[5:21],
         f"{long_ago} 10.1.2.3",
     )

@@ -131,6 +131,22 @@ class ChaosProjector:
             self.process.wait(timeout=10)
 
 
+def history_under_chaos(
+    container: Container, env: dict[str, str], changes: int, seeds: tuple[int, int]
+) -> int:
+    """``random_history`` (seed ``seeds[0]``) while projectors (seed ``seeds[1]``) are
+    SIGKILLed at random moments; how many were killed."""
+    chaos = ChaosProjector(env, seed=seeds[1])
+    killer = threading.Thread(target=chaos.run)
+    killer.start()
+    try:
+        random_history(container, changes=changes, seed=seeds[0])
+    finally:
+        chaos.close()
+        killer.join()
+    return chaos.kills
+
+
 def test_sigkilled_projectors_end_where_an_uninterrupted_run_ends(
     container: Container, redis_client: redis.Redis, namespace: str
 ) -> None:
@@ -143,15 +159,7 @@ def test_sigkilled_projectors_end_where_an_uninterrupted_run_ends(
         "KEYLEDGER_PARTITIONS": str(settings.partitions),
         "KEYLEDGER_LOG_LEVEL": "WARNING",
     }
-    chaos = ChaosProjector(env, seed=7)
-    killer = threading.Thread(target=chaos.run)
-    killer.start()
-    try:
-        random_history(container, changes=2500, seed=11)
-    finally:
-        chaos.close()
-        killer.join()
-    assert chaos.kills >= 3
+    assert history_under_chaos(container, env, changes=2500, seeds=(11, 7)) >= 3
     survivor = ChaosProjector(env, seed=1)
     survivor.start()
     try:

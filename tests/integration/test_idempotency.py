@@ -116,3 +116,77 @@ def test_a_change_recorded_before_redis_failed_is_202_and_replayable(
     secret = first.get_json()["secretKey"]
     again = post_key(client, owner, "after-a-blip")
     assert again.status_code == 202 and again.get_json()["secretKey"] == secret
+
+
+def test_a_retry_while_the_first_request_holds_its_lease_is_told_to_wait(
+    client: FlaskClient, owner: Bootstrapped, container: Container
+) -> None:
+    from keyledger.adapters.idempotency import IdempotencyStore
+
+    store = IdempotencyStore(container.redis, container.keyspace)
+    record = store.record_key(owner.account_id, owner.secret_key[5:21], "slow-first")
+    with client.application.test_request_context(
+        "/v1/api-keys", method="POST", json={"name": "retried-key-01", "userId": owner.owner_id}
+    ):
+        from keyledger.web.idempotency import fingerprint
+
+        print_ = fingerprint()
+    store.reserve(record, print_)  # a first request that has not reached its change yet
+    response = post_key(client, owner, "slow-first")
+    assert response.status_code == 409
+    assert response.get_json()["error"]["code"] == "idempotency_in_progress"
+
+
+def test_a_request_past_its_lease_changes_nothing_and_its_retry_runs(
+    client: FlaskClient, owner: Bootstrapped, container: Container, monkeypatch
+) -> None:
+    """The append script refuses a change whose reservation's lease ran out (a retry may
+    already be running it); once lease and margin are over, a retry takes over."""
+    from keyledger.adapters import idempotency
+
+    monkeypatch.setattr(idempotency, "LEASE_MS", 0)
+    monkeypatch.setattr(idempotency, "LEASE_MARGIN_MS", 0)
+    version = container.store.version(owner.account_id)
+    late = post_key(client, owner, "late-one")
+    assert late.status_code == 503
+    assert late.get_json()["error"]["code"] == "request_expired"
+    assert container.store.version(owner.account_id) == version  # nothing written
+    monkeypatch.setattr(idempotency, "LEASE_MS", 15_000)
+    retried = post_key(client, owner, "late-one")
+    assert retried.status_code == 201
+    assert container.store.version(owner.account_id) == version + 1
+
+
+def test_the_result_is_kept_with_the_change_even_when_keeping_it_after_fails(
+    client: FlaskClient, owner: Bootstrapped, container: Container, monkeypatch
+) -> None:
+    """The append script writes the change and its sealed result together: a server that
+    fails right after the change still leaves the first result for the retry."""
+    from keyledger.adapters.idempotency import IdempotencyStore
+    from keyledger.domain.errors import StoreUnavailable
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise StoreUnavailable("storage unavailable: ConnectionError")
+
+    monkeypatch.setattr(IdempotencyStore, "complete", failing)
+    first = post_key(client, owner, "kept-with-change")
+    assert first.status_code == 201
+    monkeypatch.undo()
+    version = container.store.version(owner.account_id)
+    again = post_key(client, owner, "kept-with-change")
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()["secretKey"] == first.get_json()["secretKey"]
+    assert container.store.version(owner.account_id) == version
+
+
+def test_deletes_and_updates_take_an_idempotency_key_too(
+    client: FlaskClient, owner: Bootstrapped
+) -> None:
+    headers = {"x-api-key": owner.account_key, "x-api-secret-key": owner.secret_key}
+    assert post_key(client, owner, None, name="doomed-key-01").status_code == 201
+    once = {**headers, "Idempotency-Key": "delete-doomed"}
+    first = client.delete("/v1/api-keys/doomed-key-01", headers=once)
+    again = client.delete("/v1/api-keys/doomed-key-01", headers=once)
+    assert first.status_code == again.status_code == 204
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert client.delete("/v1/api-keys/doomed-key-01", headers=headers).status_code == 404

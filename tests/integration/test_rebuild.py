@@ -435,12 +435,12 @@ def test_a_switch_retries_when_the_projector_moves_at_the_last_moment(
     partition = container.keyspace.partition_of(b.account_id)
     watched = container.keyspace.checkpoint("auth", partition)
 
-    def moving(*, keys: list[str], args: list[Any]) -> Any:
+    def moving(*, keys: list[str], args: list[Any], client: Any = None) -> Any:
         if keys[0] == watched and not moved:  # just before the switch of B's partition
             ledger = container.ledger
             moved.append(ledger.add_user(b.account_id, "Late", "l@x.io", "Viewer", OPERATOR))
             drain(projector)
-        return switch(keys=keys, args=args)
+        return switch(keys=keys, args=args, client=client)
 
     rebuilder._switch = moving  # type: ignore[assignment]
     result = rebuilder.run(["auth", "syslog"])
