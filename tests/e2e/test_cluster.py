@@ -79,13 +79,15 @@ def cluster_env(cluster: LocalCluster, queue_url: str) -> dict[str, str]:
 def cstack(
     cluster: LocalCluster, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    """A projector, a two-worker gunicorn and an RQ worker, all against the cluster."""
+    """A projector, a two-worker gunicorn and two RQ workers (a rebuild runs on both),
+    all against the cluster."""
     stack = Stack(
         cluster.url, tmp_path_factory.mktemp("cluster-stack"), env=cluster_env(cluster, redis_url)
     )
     try:
         stack.start()
         stack.start_worker()
+        stack.start_worker("worker-2")
         yield stack
     finally:
         stack.stop_all()
@@ -361,6 +363,7 @@ def test_sigkilled_projectors_leave_what_a_rebuild_makes(
     keys = chaotic.container.keyspace
     logged = sum(int(data.xlen(keys.log(p))) for p in range(keys.partitions))
     assert rebuilt["result"]["replayed"] == logged > 300
+    assert rebuilt["result"]["workers"] == 2  # split over both workers, on node pipelines
     assert snapshot(data, namespace) == before
 
 
