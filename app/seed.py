@@ -12,8 +12,8 @@ What each account gets (``docs/seed.md``): an owner and one user of every other 
 the API enabled with an account key, ``keys_per_account`` secret keys held by the
 roles that may hold keys (a third with no subnet, a third allowing loopback only, a
 third loopback plus a private /24), one more key created and deleted, and then its
-share of the remaining events: subnets allowed and removed, users renamed and
-re-roled, key descriptions changed, temporary users added and removed, the API
+share of the remaining events: subnets allowed and removed, users renamed,
+key descriptions changed, contractors added, re-roled and removed, the API
 switched off and on again. Events are spread evenly over the ``span`` before now.
 
 Secrets: the keys are generated and hashed (argon2id, the service's own hasher) here;
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
-from keyledger.bootstrap import Container
+from keyledger.bootstrap import Container, check_partitions
 from keyledger.domain import commands as cmd
 from keyledger.domain.account import AccountState, Recorder
 from keyledger.domain.decisions import decide
@@ -156,6 +156,7 @@ class Seeder:
                 f"the namespace {self.container.keyspace.namespace!r} already holds data; "
                 "choose another (--namespace) or add to it with --force"
             )
+        check_partitions(self.container.redis, self.container.keyspace)  # as every process
         summary = Summary(self.container.keyspace.namespace)
         total = max(plan.events, plan.minimum_events)
         end = datetime.now(UTC) - timedelta(seconds=1)
@@ -306,16 +307,16 @@ def _churn(
             yield cmd.UpdateSecretKey(account_id=a, name=name, description=f"revision {step}")
         member = users[Role.MEMBER]
         yield cmd.UpdateUser(account_id=a, user_id=member, name=f"Member {n} ({step})")
-        role = Role.MANAGER if step % 2 else Role.MEMBER
-        yield cmd.UpdateUser(account_id=a, user_id=users[Role.MANAGER], role=role.value)
-        temporary = new_id()
+        temporary = new_id()  # roles change on a contractor: every role stays held
         yield cmd.AddUser(
             account_id=a,
             user_id=temporary,
             name=f"Contractor {step}",
             email=f"contractor{step}.{n}@seed.example",
-            role=Role.BILLING_ADMIN.value if step % 2 else Role.VIEWER.value,
+            role=Role.VIEWER.value,
         )
+        promoted = Role.MANAGER if step % 2 else Role.BILLING_ADMIN
+        yield cmd.UpdateUser(account_id=a, user_id=temporary, role=promoted.value)
         yield cmd.RemoveUser(account_id=a, user_id=temporary)
         if step % 10 == 0:
             yield cmd.DisableApi(account_id=a)

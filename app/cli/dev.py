@@ -61,7 +61,7 @@ def seed(
     as_json: bool,
 ) -> None:
     """Write a realistic history through the event store (docs/seed.md)."""
-    from keyledger.bootstrap import build, check_partitions
+    from keyledger.bootstrap import build
     from keyledger.seed import NamespaceNotEmpty, Plan, Seeder
 
     try:
@@ -73,7 +73,6 @@ def seed(
         raise click.ClickException(str(exc)) from None
 
     def action() -> None:
-        check_partitions(container.redis, container.keyspace)
         plan = Plan(accounts, keys_per_account, events)
         with _secrets_file(secrets_out) as out:
             seeder = Seeder(container, out, on_progress=_progress())

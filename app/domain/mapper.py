@@ -115,15 +115,27 @@ def event_data(event: Event) -> dict[str, Any]:
     return data
 
 
+_ACTOR_JSON: dict[Actor, str] = {}  # Actor -> its stored JSON (frozen, hashable)
+
+
+def _actor_json(actor: Actor) -> str:
+    text = _ACTOR_JSON.get(actor)
+    if text is None:
+        if len(_ACTOR_JSON) >= _ACTORS_HELD:
+            _ACTOR_JSON.clear()
+        fields = {k: v for k, v in dataclasses.asdict(actor).items() if v is not None}
+        text = _ACTOR_JSON[actor] = canonical_json(fields)
+    return text
+
+
 def to_record(event: Event) -> dict[str, str]:
-    actor = {k: v for k, v in dataclasses.asdict(event.actor).items() if v is not None}
     return {
         "type": event.TYPE,
         "schema": str(event.SCHEMA),
         "account": event.account_id,
         "version": str(event.version),
         "time": format_time(event.time),
-        "actor": canonical_json(actor),
+        "actor": _actor_json(event.actor),
         "data": canonical_json(event_data(event)),
     }
 
