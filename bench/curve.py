@@ -119,7 +119,7 @@ def rebuild(url: str, container: Container, workers: int) -> dict[str, Any]:
 def authenticate(container: Container, key: dict[str, str]) -> None:
     allowed = container.authenticator.authenticate(
         method="GET",
-        path="/v1/",
+        path="/v1/logs",  # every role that may hold a key may read the system log
         source_ip="127.0.0.1",
         account_key=key["accountKey"],
         secret_key=key["secretKey"],
