@@ -188,23 +188,30 @@ def drop(client: redis.Redis, namespace: str) -> None:
         client.unlink(*batch)
 
 
-def report(points: list[Point]) -> None:
+def header() -> None:
     print("\n## The cost curve (shared 2-core machine: compare within one run)")
     print(
         "| secret keys | events | seed s | bytes/key | bytes/event | rebuild 1 worker "
         "(s, events/s) | rebuild 2 workers (s, events/s) | auth/s one key | auth/s N keys "
         "round-robin (ratio) | first request added, p50 ms |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for p in points:
-        f = p.figures
-        one, many, distinct = f["auth"]
-        print(
-            f"| {p.keys:,} | {f['events']:,} | {f['seedSeconds']:.0f} | {f['bytesPerKey']:,.0f} "
-            f"| {f['bytesPerEvent']:,.0f} | {f['rebuild1'][0]:.1f} s, {f['rebuild1'][1]:,} "
-            f"| {f['rebuild2'][0]:.1f} s, {f['rebuild2'][1]:,} | {one:,.0f} "
-            f"| {many:,.0f} with {distinct:,} ({many / one:.2f}x) | {f['firstRequestMs']:.2f} |"
-        )
+    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
+
+
+def row(p: Point) -> None:
+    """One point's row, printed as soon as it is measured (the full curve runs long)."""
+    f = p.figures
+    one, many, distinct = f["auth"]
+    print(
+        f"| {p.keys:,} | {f['events']:,} | {f['seedSeconds']:.0f} | {f['bytesPerKey']:,.0f} "
+        f"| {f['bytesPerEvent']:,.0f} | {f['rebuild1'][0]:.1f} s, {f['rebuild1'][1]:,} "
+        f"| {f['rebuild2'][0]:.1f} s, {f['rebuild2'][1]:,} | {one:,.0f} "
+        f"| {many:,.0f} with {distinct:,} ({many / one:.2f}x) | {f['firstRequestMs']:.2f} |",
+        flush=True,
+    )
+
+
+def targets() -> None:
     print(
         "\ntargets: rebuild >= 100,000 events/s; N = 10,000 distinct keys >= 0.90x of one "
         "key; first request added <= 2 ms p50; filtered log pages within 2x from 1k to 1M "
@@ -245,10 +252,8 @@ def logs(url: str, sizes: list[int], requests: int = 100) -> None:
 
 def run(url: str, full: bool) -> None:
     sizes = FULL if full else QUICK
-    points = []
+    header()
     for keys, events in sizes:
-        started = time.monotonic()
-        points.append(measure(url, keys, events))
-        print(f"measured {keys:,} keys, {events:,} events in {time.monotonic() - started:.0f} s")
-    report(points)
+        row(measure(url, keys, events))
+    targets()
     logs(url, [1_000, 10_000, 100_000, 1_000_000] if full else [1_000, 10_000, 100_000])
