@@ -18,6 +18,14 @@ Run with ``make bench-scale``. An embedded Redis configured as in production
    change). Redis's own CPU time (``INFO cpu``) per change gives the ceiling of one
    primary core, whatever the clients' machine.
 
+3. **The cost curve** (``bench.curve``), on a separate embedded Redis: memory per key
+   and per event, rebuild time and events/s with 1 and 2 workers, warm authentication
+   with one key against 10,000 round-robin, a key's first request, and filtered
+   ``/v1/logs`` pages, at growing sizes. ``--curve quick`` (the default: 1k keys with
+   10k and 100k events, logs to 100k; a few minutes), ``--curve full`` (1k/10k, 10k/100k,
+   100k/1M and logs to 1M: long), ``--curve only`` (quick, without parts 1 and 2),
+   ``--curve full-only``, ``--curve none``.
+
 Nothing here passes or fails: it reports.
 """
 
@@ -243,7 +251,24 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument(
+        "--curve", choices=["quick", "full", "only", "full-only", "none"], default="quick"
+    )
     args = parser.parse_args()
+    if args.curve not in ("only", "full-only"):
+        capacity(args)
+    if args.curve != "none":
+        from bench import curve
+
+        with tempfile.TemporaryDirectory() as tmp:
+            server = EmbeddedRedis(Path(tmp) / "curve", persistent=False)
+            try:
+                curve.run(server.start(), full=args.curve.startswith("full"))
+            finally:
+                server.stop()
+
+
+def capacity(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         primary = EmbeddedRedis(Path(tmp) / "primary", persistent=True)
         url = primary.start()

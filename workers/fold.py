@@ -85,7 +85,8 @@ def _never(_name: str) -> bool:
 class MemoryFold:
     def __init__(self, streamed: Callable[[str], bool] = _never) -> None:
         #: Which sorted sets are folded as appends only (and never held whole).
-        self.streamed = streamed
+        self._is_streamed = streamed
+        self._streamed: dict[str, bool] = {}  # asked once per key: a rebuild asks per event
         self.hashes: dict[str, dict[str, str]] = {}
         self.sets: dict[str, dict[str, None]] = {}  # insertion-ordered members
         self.zsets: dict[str, dict[str, float]] = {}  # held whole: member -> score
@@ -98,6 +99,12 @@ class MemoryFold:
         self._appended: list[tuple[str, list[str], str]] = []  # stream, fields, id
         self._scored: list[tuple[str, float, str]] = []  # sorted set, score, member
         self._written: set[str] = set()
+
+    def streamed(self, name: str) -> bool:
+        known = self._streamed.get(name)
+        if known is None:
+            known = self._streamed[name] = self._is_streamed(name)
+        return known
 
     # -- the pipeline calls the projections make ------------------------------------------
     def hset(

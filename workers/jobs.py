@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
-from rq import Queue, get_current_job
+from rq import Queue, Worker, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
@@ -33,7 +33,8 @@ from keyledger.adapters.topology import Client
 from keyledger.bootstrap import check_partitions, keyspace_of
 from keyledger.config import Settings
 from keyledger.domain.errors import Conflict
-from keyledger.workers.rebuild import Progress, Rebuilder, RebuildError
+from keyledger.workers.rebuild import Progress, Rebuilder, RebuildError, Totals, summary
+from keyledger.workers.rebuild_run import RebuildRun
 
 QUEUE = "keyledger"
 JOB_TIMEOUT = 3600  # seconds a rebuild may run before RQ stops it
@@ -43,6 +44,7 @@ QUEUED_LOCK_MS = (QUEUED_TTL + JOB_TIMEOUT) * 1000
 RUNNING_LOCK_MS = 5 * 60 * 1000  # renewed at every progress report
 ENQUEUE_GRACE_MS = 30_000  # a lock this fresh is never stale, even before its job exists
 REPORT_EVERY = 0.5  # seconds between saves of the job's progress
+WAIT_EVERY = 0.2  # seconds between looks at the helpers still working, once none is left
 DATA_SOCKET_TIMEOUT = 120.0  # a switch of a large partition is one long script
 ENDED = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED})
 
@@ -182,42 +184,176 @@ def describe(job: Job) -> dict[str, Any]:
 
 
 class _Reporter:
-    """Saves the job's progress (at most every ``REPORT_EVERY`` s) and renews its locks."""
+    """Every ``REPORT_EVERY`` s: renews the locks, sends the participant's heartbeat and
+    entries read to the run, and (the lead) saves the run's progress in the job's meta."""
 
-    def __init__(self, job: Job | None, locks: RebuildLocks):
-        self.job, self.locks = job, locks
-        self._saved_at, self._phase = 0.0, ""
+    def __init__(self, job: Job | None, locks: RebuildLocks, run: RebuildRun, me: str):
+        self.job, self.locks, self.run, self.me = job, locks, run, me
+        self._saved_at, self._phase, self._sent = 0.0, "", 0
 
-    def __call__(self, progress: Progress) -> None:
+    def __call__(self, progress: Progress, force: bool = False) -> None:
         now = time.monotonic()
-        if progress.phase == self._phase and now - self._saved_at < REPORT_EVERY:
+        if not force and progress.phase == self._phase and now - self._saved_at < REPORT_EVERY:
             return
         self._saved_at, self._phase = now, progress.phase
         if not self.locks.renew(RUNNING_LOCK_MS):
             raise RebuildError("this rebuild lost its lock to another one; stopping")
+        self.run.beat(self.me, progress.done - self._sent)
+        self._sent = progress.done
         if self.job is not None:
-            self.job.meta.update(progress.as_meta())
+            state = self.run.snapshot()
+            shared = progress.as_meta()
+            shared["done"] = int(state.get("done", 0))
+            shared["total"] = max(int(state.get("total", 0)), shared["done"])
+            self.job.meta.update(shared)
             self.job.save_meta()  # type: ignore[no-untyped-call]
 
 
-def rebuild_projections(projections: list[str], namespace: str, partitions: int) -> dict[str, Any]:
-    """The RQ job: rebuild ``projections`` of the keyspace; returns the summary."""
-    job = get_current_job()
-    settings = Settings.from_env(namespace=namespace, partitions=partitions)
-    client = connect(
+def _data_client(settings: Settings) -> Client:
+    return connect(
         settings.redis_url,
         timeout=settings.redis_timeout,
         socket_timeout=DATA_SOCKET_TIMEOUT,
         cluster=settings.redis_cluster,
     )
+
+
+def _enqueue_helpers(
+    job: Job | None, projections: list[str], namespace: str, partitions: int, width: int | None
+) -> list[str]:
+    """One helper job per other worker serving the lead's queue (or ``width`` - 1)."""
+    if job is None:
+        return []
+    queue = Queue(job.origin, connection=job.connection, serializer=JSONSerializer)
+    if width is None:
+        width = len(Worker.all(queue=queue))
+    helpers = []
+    for _ in range(max(0, min(width, partitions) - 1)):
+        helper = queue.enqueue(
+            "keyledger.workers.jobs.rebuild_helper",
+            kwargs={
+                "projections": projections,
+                "namespace": namespace,
+                "partitions": partitions,
+                "lead": job.id,
+            },
+            job_timeout=JOB_TIMEOUT,
+            ttl=QUEUED_TTL,
+            result_ttl=RESULT_TTL,
+            failure_ttl=FAILURE_TTL,
+            description=f"help rebuild job {job.id}",
+            at_front=True,
+        )
+        helpers.append(helper.id)
+    return helpers
+
+
+def rebuild_projections(
+    projections: list[str], namespace: str, partitions: int, width: int | None = None
+) -> dict[str, Any]:
+    """The RQ job: rebuild ``projections`` of the keyspace; returns the summary.
+
+    The job leads: it enqueues helpers for the other workers of its queue (``width``:
+    how many processes in all; default every worker serving the queue), then rebuilds
+    partitions beside them (``workers.rebuild_run``)."""
+    job = get_current_job()
+    settings = Settings.from_env(namespace=namespace, partitions=partitions)
+    client = _data_client(settings)
     keyspace = keyspace_of(settings)
     check_partitions(client, keyspace)
-    locks = RebuildLocks(client, keyspace, projections, job.id if job else uuid.uuid4().hex)
+    token = job.id if job else uuid.uuid4().hex
+    locks = RebuildLocks(client, keyspace, projections, token)
     locks.acquire(
         RUNNING_LOCK_MS,
         lambda holder: job is not None and job_has_ended(job.connection, holder),
     )
+    run = RebuildRun(client, keyspace, token)
+    reporter = _Reporter(job, locks, run, "lead")
+    rebuilder = Rebuilder(client, keyspace)
+    started = time.monotonic()
     try:
-        return Rebuilder(client, keyspace, on_progress=_Reporter(job, locks)).run(projections)
+        wanted = rebuilder.begin(projections)
+        run.open(partitions, rebuilder.progress.total)
+        rebuilder.on_progress = reporter
+        _enqueue_helpers(job, wanted, namespace, partitions, width)
+        failure: BaseException | None = None
+        try:
+            rebuilder.take_part(wanted, run.claim)
+        except BaseException as exc:  # the helpers stop at their next claim
+            run.fail(str(exc) or type(exc).__name__)
+            failure = exc
+        joined = run.close()
+        while run.running(joined):
+            reporter(rebuilder.progress, force=True)
+            time.sleep(WAIT_EVERY)
+        run.add(rebuilder.totals.as_counts())
+        state = run.snapshot()
+        if failure is not None or "error" in state or _done(state) < partitions:
+            rebuilder._drop_shadows(wanted)
+            if failure is not None:
+                raise failure
+            raise RebuildError(
+                state.get("error")
+                or f"only {_done(state)} of {partitions} partitions were rebuilt: a helper "
+                "stopped (its worker was killed?); the others are switched, the rest keep "
+                "their live projection; run the rebuild again"
+            )
+        totals = _totals(state, wanted, workers=1 + len(joined))
+        rebuilder.progress.done = totals.replayed
+        rebuilder.progress.total = totals.replayed
+        rebuilder.progress.phase, rebuilder.progress.partition = "done", None
+        if job is not None:
+            job.meta.update(rebuilder.progress.as_meta())
+            job.save_meta()  # type: ignore[no-untyped-call]
+        return summary(wanted, partitions, totals, time.monotonic() - started)
     finally:
+        run.drop()
         locks.release()
+
+
+def rebuild_helper(
+    projections: list[str], namespace: str, partitions: int, lead: str
+) -> dict[str, Any]:
+    """The RQ job that helps the rebuild job ``lead``: rebuilds the partitions it takes."""
+    job = get_current_job()
+    me = job.id if job else uuid.uuid4().hex
+    settings = Settings.from_env(namespace=namespace, partitions=partitions)
+    client = _data_client(settings)
+    keyspace = keyspace_of(settings)
+    run = RebuildRun(client, keyspace, lead)
+    if not run.join(me):
+        return {"lead": lead, "joined": False}
+    try:
+        locks = RebuildLocks(client, keyspace, projections, lead)
+        reporter = _Reporter(None, locks, run, me)
+        rebuilder = Rebuilder(client, keyspace, on_progress=reporter)
+        wanted = rebuilder.wanted(projections)
+        rebuilder.take_part(wanted, run.claim)
+        reporter(rebuilder.progress, force=True)  # the last entries read
+        run.add(rebuilder.totals.as_counts())
+        return {"lead": lead, "joined": True, **rebuilder.totals.as_counts()}
+    except BaseException as exc:
+        run.fail(str(exc) or type(exc).__name__)
+        raise
+    finally:
+        run.leave(me)
+
+
+def _done(state: dict[str, str]) -> int:
+    return int(state.get("partitionsDone", 0))
+
+
+def _totals(state: dict[str, str], wanted: list[str], workers: int) -> Totals:
+    def number(name: str) -> int:
+        return int(state.get(name, 0))
+
+    return Totals(
+        replayed=number("replayed"),
+        caught_up=number("caughtUp"),
+        replay_seconds=number("replayMs") / 1000,
+        skipped=number("skipped"),
+        switch_retries=number("switchRetries"),
+        keys={name: number(f"keys:{name}") for name in wanted},
+        partitions=_done(state),
+        workers=workers,
+    )

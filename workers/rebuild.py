@@ -148,6 +148,41 @@ class Totals:
     skipped: int = 0
     switch_retries: int = 0
     keys: dict[str, int] = field(default_factory=dict)
+    partitions: int = 0  # partitions rebuilt
+    workers: int = 1  # processes that took part
+
+    def as_counts(self) -> dict[str, int]:
+        """The totals as integers to be summed over the processes of one rebuild."""
+        return {
+            "replayed": self.replayed,
+            "caughtUp": self.caught_up,
+            "skipped": self.skipped,
+            "switchRetries": self.switch_retries,
+            "partitionsDone": self.partitions,
+            "replayMs": round(self.replay_seconds * 1000),
+            **{f"keys:{name}": n for name, n in self.keys.items()},
+        }
+
+
+def summary(
+    wanted: Sequence[str], partitions: int, totals: Totals, seconds: float
+) -> dict[str, Any]:
+    """What a rebuild job returns (JSON-safe). ``eventsPerSecond``: log entries replayed per
+    second of replay, each process's replay time counted once (the processes overlap)."""
+    replay = totals.replay_seconds / max(totals.workers, 1)
+    return {
+        "projections": list(wanted),
+        "partitions": partitions,
+        "replayed": totals.replayed,
+        "caughtUp": totals.caught_up,
+        "keys": totals.keys,
+        "skipped": totals.skipped,
+        "switchRetries": totals.switch_retries,
+        "workers": totals.workers,
+        "seconds": round(seconds, 3),
+        "eventsPerSecond": round(totals.replayed / replay) if replay > 0 else None,
+        "jobEventsPerSecond": round(totals.replayed / seconds) if seconds > 0 else None,
+    }
 
 
 class Rebuilder:
@@ -171,40 +206,50 @@ class Rebuilder:
         self._switch = client.register_script(SWITCH_SCRIPT)
 
     def run(self, projections: Sequence[str]) -> dict[str, Any]:
-        """Rebuild ``projections`` in every partition; a JSON-safe summary."""
-        unknown = set(projections) - set(APPLY)
-        if unknown or not projections:
-            raise RebuildError(f"unknown projections {sorted(unknown)}; known: {PROJECTIONS}")
-        wanted = [p for p in PROJECTIONS if p in projections]
+        """Rebuild ``projections`` in every partition, in this process; a JSON-safe summary."""
         started = time.monotonic()
-        self.totals = Totals(keys=dict.fromkeys(wanted, 0))
-        self.progress = Progress(total=self._log_length(), phase="replaying")
-        self._report()
-        self._drop_shadows(wanted)  # what a crashed run left behind
-        live = self._live_keys()
+        wanted = self.begin(projections)
         try:
-            for partition in range(self.keys.partitions):
-                self.rebuild_partition(partition, wanted, live.get(partition, {}))
+            self.take_part(wanted, iter(range(self.keys.partitions)).__next__)
         except BaseException:
             self._drop_shadows(wanted)
             raise
+        return self.finish(wanted, started)
+
+    def begin(self, projections: Sequence[str]) -> list[str]:
+        """Check the names, count the log, delete what a crashed rebuild left behind."""
+        unknown = set(projections) - set(APPLY)
+        if unknown or not projections:
+            raise RebuildError(f"unknown projections {sorted(unknown)}; known: {PROJECTIONS}")
+        wanted = self.wanted(projections)
+        self.progress = Progress(total=self._log_length(), phase="replaying")
+        self._report()
+        self._drop_shadows(wanted)
+        return wanted
+
+    def wanted(self, projections: Sequence[str]) -> list[str]:
+        wanted = [p for p in PROJECTIONS if p in projections]
+        self.totals = Totals(keys=dict.fromkeys(wanted, 0))
+        return wanted
+
+    def take_part(self, wanted: Sequence[str], claim: Callable[[], int | None]) -> None:
+        """Rebuild the partitions ``claim`` hands out (StopIteration or None: no more)."""
+        live = self._live_keys()
+        while True:
+            try:
+                partition = claim()
+            except StopIteration:
+                return
+            if partition is None:
+                return
+            self.rebuild_partition(partition, wanted, live.get(partition, {}))
+            self.totals.partitions += 1
+
+    def finish(self, wanted: Sequence[str], started: float) -> dict[str, Any]:
         self.progress.phase, self.progress.partition = "done", None
         self.progress.total = self.progress.done
         self._report()
-        totals = self.totals
-        return {
-            "projections": wanted,
-            "partitions": self.keys.partitions,
-            "replayed": totals.replayed,
-            "caughtUp": totals.caught_up,
-            "keys": totals.keys,
-            "skipped": totals.skipped,
-            "switchRetries": totals.switch_retries,
-            "seconds": round(time.monotonic() - started, 3),
-            "eventsPerSecond": round(totals.replayed / totals.replay_seconds)
-            if totals.replay_seconds > 0
-            else None,
-        }
+        return summary(wanted, self.keys.partitions, self.totals, time.monotonic() - started)
 
     def rebuild_partition(
         self, partition: int, projections: Sequence[str], live: dict[str, set[str]]

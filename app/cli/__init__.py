@@ -12,12 +12,14 @@ commands to ``main``:
 - ``projections``: rebuilds through the worker queue
 - ``status``: health of the log, the projections and the Redis settings
 - ``lifecycle``: stale keys and the scheduler of expiry sweeps
+- ``dev``: ``dev seed``, a realistic history at scale for benchmarks
 """
 
 from __future__ import annotations
 
 from keyledger.cli import (
     audit,
+    dev,
     lifecycle,
     operator,
     processes,
@@ -30,6 +32,7 @@ from keyledger.cli.common import main
 
 __all__ = [
     "audit",
+    "dev",
     "lifecycle",
     "main",
     "operator",

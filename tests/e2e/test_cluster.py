@@ -79,13 +79,15 @@ def cluster_env(cluster: LocalCluster, queue_url: str) -> dict[str, str]:
 def cstack(
     cluster: LocalCluster, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    """A projector, a two-worker gunicorn and an RQ worker, all against the cluster."""
+    """A projector, a two-worker gunicorn and two RQ workers (a rebuild runs on both),
+    all against the cluster."""
     stack = Stack(
         cluster.url, tmp_path_factory.mktemp("cluster-stack"), env=cluster_env(cluster, redis_url)
     )
     try:
         stack.start()
         stack.start_worker()
+        stack.start_worker("worker-2")
         yield stack
     finally:
         stack.stop_all()
@@ -361,6 +363,7 @@ def test_sigkilled_projectors_leave_what_a_rebuild_makes(
     keys = chaotic.container.keyspace
     logged = sum(int(data.xlen(keys.log(p))) for p in range(keys.partitions))
     assert rebuilt["result"]["replayed"] == logged > 300
+    assert rebuilt["result"]["workers"] == 2  # split over both workers, on node pipelines
     assert snapshot(data, namespace) == before
 
 
@@ -532,3 +535,27 @@ def test_no_secret_in_any_key_of_the_cluster(
         if needle in value
     ]
     assert leaks == [], f"secrets found in the cluster: {leaks[:10]}"
+
+
+def test_dev_seed_writes_a_history_that_verifies_and_rebuilds_on_the_cluster(
+    cstack: Stack, data: RedisCluster
+) -> None:
+    """``keyledger dev seed`` appends through the cluster's node connections; the history
+    verifies, projects, and a rebuild over both workers reproduces the projections."""
+    namespace = f"{cstack.namespace}s"
+    MINTED.namespaces.append(namespace)
+    wrote = cstack.cli(
+        "dev", "seed", "--accounts", "4", "--keys-per-account", "2", "--events", "400",
+        "--namespace", namespace,
+    )  # fmt: skip
+    assert wrote["events"] == wrote["projected"] == 400 and wrote["secretKeys"] == 8
+    refused = cstack.cli_run("dev", "seed", "--accounts", "1", "--namespace", namespace, "--json")
+    assert refused.returncode == 1 and "namespace_not_empty" in refused.stdout
+    verified = cstack.cli("audit", "verify", KEYLEDGER_NAMESPACE=namespace)
+    assert verified["ok"] is True and verified["events"] == 400
+    before = snapshot(data, namespace)
+    rebuilt = cstack.cli(
+        "projections", "rebuild", "--queue", cstack.queue, KEYLEDGER_NAMESPACE=namespace
+    )
+    assert rebuilt["status"] == "finished" and rebuilt["result"]["replayed"] == 400
+    assert snapshot(data, namespace) == before

@@ -1,0 +1,259 @@
+"""The cost curve: how keyledger's costs grow with its data (``make bench-scale``).
+
+For each point (secret keys, events) a fresh namespace is seeded with
+``keyledger dev seed``'s generator (``keyledger.seed``: 4 keys an account, the rest of
+the events spread as churn) and projected, then measured:
+
+- Redis memory per secret key (its authentication record and subnets) and per event
+  (the log, the account stream, the system log and its indexes), by ``MEMORY USAGE``;
+- a rebuild of both projections as an RQ job with 1, then 2, ``keyledger worker``
+  processes: seconds and log entries per second of the whole job;
+- warm authentication throughput in process (the real ``Authenticator``, caches warm)
+  with one key, and with up to 10,000 distinct keys used round-robin;
+- the added latency of a key's first request in a process (a fresh container: argon2id
+  and the Redis lookup), p50 over 200 keys, minus the same key's warm latency.
+
+``/v1/logs`` page latency filtered by resource is ``bench.logs``'s measurement, run at
+the same event counts as one account's log. Targets are printed beside the figures;
+nothing passes or fails.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+from rq import Queue, Worker
+from rq.serializers import JSONSerializer
+
+import keyledger.workers.jobs as jobs
+from keyledger.bootstrap import Container, build
+from keyledger.config import Settings
+from keyledger.seed import Plan, Seeder
+
+QUICK = [(1_000, 10_000), (1_000, 100_000)]
+FULL = [(1_000, 10_000), (10_000, 100_000), (100_000, 1_000_000)]
+KEYS_PER_ACCOUNT = 4
+DISTINCT = 10_000
+KEYLEDGER = str(Path(sys.executable).with_name("keyledger"))
+
+
+@dataclass
+class Point:
+    keys: int
+    events: int
+    figures: dict[str, Any]
+
+
+def settings(url: str, namespace: str) -> Settings:
+    return Settings(
+        redis_url=url,
+        namespace=namespace,
+        partitions=16,
+        apply_timeout=0.0,
+        rate_limit_per_minute=0,
+        changes_per_minute=0,
+    )
+
+
+def memory(client: redis.Redis, container: Container, keys: int, events: int) -> dict[str, float]:
+    space = container.keyspace
+    per_key, per_event = 0, 0
+    for key in client.scan_iter(match=space.every_key(), count=1000):
+        found = space.projection_of(key)
+        size = int(client.memory_usage(key, samples=0) or 0)
+        if found is not None and found.kind in ("key", "subnets"):
+            per_key += size
+        elif (found is not None and found.projection == "syslog") or key.endswith(
+            (":log", ":events")
+        ):
+            per_event += size
+    return {"bytesPerKey": per_key / keys, "bytesPerEvent": per_event / events}
+
+
+def rebuild(url: str, container: Container, workers: int) -> dict[str, Any]:
+    """A rebuild job run by ``workers`` ``keyledger worker`` processes."""
+    queue_name = f"curve-{uuid.uuid4().hex[:6]}"
+    client = redis.Redis.from_url(url)
+    env = {**os.environ, "REDIS_URL": url, "KEYLEDGER_NAMESPACE": container.keyspace.namespace}
+    env["KEYLEDGER_LOG_LEVEL"] = "WARNING"
+    procs = [
+        subprocess.Popen(
+            [KEYLEDGER, "worker", "--queue", queue_name],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(workers)
+    ]
+    try:
+        queue = Queue(queue_name, connection=client, serializer=JSONSerializer)
+        while len(Worker.all(queue=queue)) < workers:
+            time.sleep(0.05)
+        job = jobs.enqueue_rebuild(
+            client, container.redis, container.keyspace, ("auth", "syslog"), queue=queue_name
+        )
+        while job.get_status(refresh=True) not in ("finished", "failed"):
+            time.sleep(0.05)
+        if job.get_status() != "finished":
+            raise RuntimeError(jobs.describe(job).get("error"))
+        return dict(job.return_value())
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait()
+
+
+def authenticate(container: Container, key: dict[str, str]) -> None:
+    allowed = container.authenticator.authenticate(
+        method="GET",
+        path="/v1/logs",  # every role that may hold a key may read the system log
+        source_ip="127.0.0.1",
+        account_key=key["accountKey"],
+        secret_key=key["secretKey"],
+    ).allowed
+    if not allowed:
+        raise RuntimeError(f"a seeded key was refused: {key['name']}")
+
+
+def throughput(container: Container, keys: list[dict[str, str]], calls: int) -> float:
+    for key in keys:  # warm
+        authenticate(container, key)
+    started = time.perf_counter()
+    for n in range(calls):
+        authenticate(container, keys[n % len(keys)])
+    return calls / (time.perf_counter() - started)
+
+
+def first_request(url: str, namespace: str, keys: list[dict[str, str]]) -> float:
+    """p50 of (first request of a key in a fresh process state) - (its warm request), ms."""
+    fresh = build(settings(url, namespace))
+    added = []
+    for key in keys:
+        started = time.perf_counter()
+        authenticate(fresh, key)
+        cold = time.perf_counter() - started
+        started = time.perf_counter()
+        authenticate(fresh, key)
+        added.append((cold - (time.perf_counter() - started)) * 1000)
+    return statistics.median(added)
+
+
+def measure(url: str, keys: int, events: int) -> Point:
+    namespace = f"curve{uuid.uuid4().hex[:6]}"
+    container = build(settings(url, namespace))
+    client = redis.Redis.from_url(url, decode_responses=True)
+    secrets = io.StringIO()  # the bench's memory only: never printed
+    accounts = max(1, keys // KEYS_PER_ACCOUNT)
+    started = time.monotonic()
+    summary = Seeder(container, secrets).run(Plan(accounts, KEYS_PER_ACCOUNT, events))
+    seeded = time.monotonic() - started
+    generated = [json.loads(line) for line in secrets.getvalue().splitlines()]
+    del secrets
+    figures: dict[str, Any] = {"seedSeconds": seeded, "events": summary.events}
+    figures.update(memory(client, container, summary.keys, summary.events))
+    for workers in (1, 2):
+        result = rebuild(url, container, workers)
+        figures[f"rebuild{workers}"] = (result["seconds"], result["jobEventsPerSecond"])
+    distinct = generated[:DISTINCT]
+    calls = max(20_000, 2 * len(distinct))
+    one = throughput(container, distinct[:1], calls)
+    many = throughput(container, distinct, calls)
+    figures["auth"] = (one, many, len(distinct))
+    figures["firstRequestMs"] = first_request(url, namespace, generated[-200:])
+    drop(client, namespace)
+    return Point(keys, events, figures)
+
+
+def drop(client: redis.Redis, namespace: str) -> None:
+    batch = []
+    for key in client.scan_iter(match=f"{namespace}:*", count=1000):
+        batch.append(key)
+        if len(batch) == 1000:
+            client.unlink(*batch)
+            batch = []
+    if batch:
+        client.unlink(*batch)
+
+
+def header() -> None:
+    print("\n## The cost curve (shared 2-core machine: compare within one run)")
+    print(
+        "| secret keys | events | seed s | bytes/key | bytes/event | rebuild 1 worker "
+        "(s, events/s) | rebuild 2 workers (s, events/s) | auth/s one key | auth/s N keys "
+        "round-robin (ratio) | first request added, p50 ms |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
+
+
+def row(p: Point) -> None:
+    """One point's row, printed as soon as it is measured (the full curve runs long)."""
+    f = p.figures
+    one, many, distinct = f["auth"]
+    print(
+        f"| {p.keys:,} | {f['events']:,} | {f['seedSeconds']:.0f} | {f['bytesPerKey']:,.0f} "
+        f"| {f['bytesPerEvent']:,.0f} | {f['rebuild1'][0]:.1f} s, {f['rebuild1'][1]:,} "
+        f"| {f['rebuild2'][0]:.1f} s, {f['rebuild2'][1]:,} | {one:,.0f} "
+        f"| {many:,.0f} with {distinct:,} ({many / one:.2f}x) | {f['firstRequestMs']:.2f} |",
+        flush=True,
+    )
+
+
+def targets() -> None:
+    print(
+        "\ntargets: rebuild >= 100,000 events/s; N = 10,000 distinct keys >= 0.90x of one "
+        "key; first request added <= 2 ms p50; filtered log pages within 2x from 1k to 1M "
+        "entries (the table below)"
+    )
+
+
+def logs(url: str, sizes: list[int], requests: int = 100) -> None:
+    """``bench.logs`` at these sizes: the filtered pages only."""
+    from bench.logs import drop as drop_account
+    from bench.logs import queries, seeded, timed
+
+    wanted = [
+        "logs resourceId=<busy key> limit=100",
+        "logs resourceId=<busy key> limit=100 offset=N/2",
+        "logs resourceId=<user, 2 entries> limit=100",
+        "logs time window (middle fifth) limit=100",
+    ]
+    medians: dict[str, list[float]] = {name: [] for name in wanted}
+    for size in sizes:
+        account = seeded(url, size)
+        calls = queries(account)
+        for name in wanted:
+            samples: list[float] = []
+            timed(calls[name], requests, samples)
+            medians[name].append(statistics.median(samples))
+        drop_account(account)
+    print(
+        "\n| /v1/logs, one account's log of | "
+        + " | ".join(f"{s:,}" for s in sizes)
+        + " | largest / smallest |"
+    )
+    print("|---|" + "---|" * len(sizes) + "---|")
+    for name, values in medians.items():
+        cells = " | ".join(f"{v:.2f} ms" for v in values)
+        print(f"| {name} | {cells} | {max(values) / min(values):.2f}x (target <= 2x) |")
+
+
+def run(url: str, full: bool) -> None:
+    sizes = FULL if full else QUICK
+    header()
+    for keys, events in sizes:
+        row(measure(url, keys, events))
+    targets()
+    logs(url, [1_000, 10_000, 100_000, 1_000_000] if full else [1_000, 10_000, 100_000])
