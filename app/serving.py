@@ -109,9 +109,12 @@ def server(environ: dict[str, str] | None = None, log_format: str = "plain") -> 
     port = environ.get("PORT", "") or "8080"
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"PORT={port!r} is not a port number")
+    host = environ.get("HOST", "") or "127.0.0.1"
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]  # "[::]", as gunicorn took it: Granian wants the bare address
     return Server(
         TARGET,
-        address=environ.get("HOST", "") or "127.0.0.1",
+        address=host,
         port=int(port),
         interface=Interfaces.WSGI,
         websockets=False,

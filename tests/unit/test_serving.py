@@ -39,6 +39,10 @@ def test_the_server_defaults_to_the_loopback_on_8080() -> None:
     assert (server.bind_addr, server.bind_port, server.workers) == ("127.0.0.1", 8080, 2)
 
 
+def test_an_ipv6_host_in_brackets_is_bound_as_the_bare_address() -> None:
+    assert serving.server({"HOST": "[::]"}).bind_addr == "::"
+
+
 def test_json_logs_replace_the_access_log_and_format_the_servers_lines() -> None:
     server = serving.server({}, log_format="json")
     assert not server.log_access
