@@ -148,13 +148,21 @@ def statuses(responses: list[requests.Response]) -> list[int]:
 
 
 def answered_by_every_worker(
-    web: WebServer, client: ApiClient, expect: int, workers: int, rounds: int = 40
+    web: WebServer,
+    client: ApiClient,
+    expect: int,
+    workers: int,
+    rounds: int = 40,
+    concurrency: int = 8,
 ) -> None:
     """Bursts of ``GET /v1/`` until each of the ``workers`` processes answered ``expect``
-    (every burst must answer it), so that each has verified or refused the key itself."""
+    (every burst must answer it), so that each has verified or refused the key itself.
+    Each worker runs requests in threads: up to ``concurrency`` first verifications of
+    the key may run at once in one process (each takes a token of the failure ceiling
+    until it succeeds)."""
     pids: set[str] = set()
     for _ in range(rounds):
-        responses = burst(client, n=12, concurrency=8)
+        responses = burst(client, n=12, concurrency=concurrency)
         assert statuses(responses) == [expect] * len(responses)
         pids.update(web.worker_of([r.headers["X-Request-Id"] for r in responses]).values())
         if len(pids) == workers:
