@@ -23,7 +23,7 @@
 | ``KEYLEDGER_AUTH_FAILURES_PER_MINUTE`` | ``60`` | failed authentications per source address (0: off) |
 | ``KEYLEDGER_AUTH_FAILURES_PER_KEY_MINUTE`` | ``10`` | failures per source address and key id |
 | ``KEYLEDGER_AUTH_FAILURES_PER_NETWORK_MINUTE`` | ``240`` | failures per IPv4 /24 or IPv6 /48 |
-| ``KEYLEDGER_FAILED_VERIFICATIONS_PER_SECOND`` | ``2`` | failed argon2 verifications per process (0: off) |
+| ``KEYLEDGER_FAILED_VERIFICATIONS_PER_SECOND`` | ``20`` | failed argon2 verifications per process (0: off) |
 | ``KEYLEDGER_LOG_LEVEL`` | ``INFO`` | server log level |
 | ``KEYLEDGER_LOG_FORMAT`` | ``plain`` | ``plain`` text or ``json`` (one object per line) |
 | ``KEYLEDGER_METRICS`` | ``1`` | ``0``: no ``/metrics`` on the web port |
@@ -200,7 +200,7 @@ class Settings:
                         env.get("KEYLEDGER_AUTH_FAILURES_PER_NETWORK_MINUTE", "240")
                     ),
                     failed_verifications_per_second=int(
-                        env.get("KEYLEDGER_FAILED_VERIFICATIONS_PER_SECOND", "2")
+                        env.get("KEYLEDGER_FAILED_VERIFICATIONS_PER_SECOND", "20")
                     ),
                 ),
                 "log_format": env.get("KEYLEDGER_LOG_FORMAT", "plain").strip().lower(),

@@ -1,7 +1,11 @@
 """argon2id hashing of keys, and a per-process memory of successful verifications.
 
-Keys are stored only as argon2id PHC strings with the OWASP parameters. argon2
-costs about 18 ms, so each process verifies a given key once and then
+Keys are stored only as argon2id PHC strings, with parameters sized to a secret
+of 256 random bits rather than to a password (``docs/hashing.md``): one pass
+over 256 KiB, a fraction of a millisecond. Hashes written with the earlier
+OWASP password parameters keep verifying; a stored hash with any other
+parameters is refused without computing (a tampered ``m=4GiB`` would be a
+denial of service). Each process still verifies a given key once and then
 remembers the success under a keyed BLAKE2b digest of the presented key (the
 pepper never leaves process memory). A remembered success counts only while the
 stored hash is unchanged: a rotated or deleted key is never accepted from memory.
@@ -25,10 +29,22 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from keyledger.observability.observer import IGNORE, Observer
 
-TIME_COST = 2
-MEMORY_COST = 19456
+#: New hashes: one pass over 256 KiB (docs/hashing.md says why this is enough).
+TIME_COST = 1
+MEMORY_COST = 256
 PARALLELISM = 1
-POLICY_PREFIX = f"$argon2id$v=19$m={MEMORY_COST},t={TIME_COST},p={PARALLELISM}$"
+
+
+def phc_prefix(memory_cost: int, time_cost: int, parallelism: int) -> str:
+    """The start of an argon2id (version 19) PHC string with these parameters."""
+    return f"$argon2id$v=19$m={memory_cost},t={time_cost},p={parallelism}$"
+
+
+POLICY_PREFIX = phc_prefix(MEMORY_COST, TIME_COST, PARALLELISM)
+#: The OWASP password minimum that keys were hashed with before: still verified.
+OWASP_PREFIX = phc_prefix(19456, 2, 1)
+#: Every parameter set a stored hash may have; anything else is refused unread.
+ACCEPTED_PREFIXES = (POLICY_PREFIX, OWASP_PREFIX)
 
 
 class KeyHasher:
@@ -102,7 +118,7 @@ class KeyHasher:
         return None
 
     def _argon2(self, stored_hash: str, token: str) -> bool:
-        if not stored_hash.isascii() or not stored_hash.startswith(POLICY_PREFIX):
+        if not stored_hash.isascii() or not stored_hash.startswith(ACCEPTED_PREFIXES):
             return False  # foreign parameters (maybe a tampered m=4GiB): refuse without computing
         with self._slots:
             self.argon2_verifications += 1

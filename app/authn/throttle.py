@@ -90,7 +90,7 @@ class ThrottleLimits:
     failures_per_source: int = 60
     failures_per_source_and_key: int = 10
     failures_per_network: int = 240
-    failed_verifications_per_second: int = 2
+    failed_verifications_per_second: int = 20
     max_tracked: int = 100_000
 
     @property

@@ -1,4 +1,5 @@
-"""The long-running processes: the projector, the worker, and ``run`` for every Procfile process."""
+"""The long-running processes: the web server, the projector, the worker, and ``run``
+for every Procfile process."""
 
 from __future__ import annotations
 
@@ -87,6 +88,24 @@ def worker(burst: bool, queue_name: str | None) -> None:
     Worker([queue], connection=connection, serializer=JSONSerializer).work(
         burst=burst, logging_level=settings.log_level
     )
+
+
+@main.command()
+def serve() -> None:
+    """Run the web server (the Procfile's ``web``): Granian, WSGI, on HOST:PORT.
+
+    WEB_CONCURRENCY worker processes (default 2), each building its own app; access
+    lines on stdout; SIGTERM stops accepting, lets requests in flight finish, then exits.
+    """
+    from keyledger import serving
+    from keyledger.config import ConfigError, Settings
+
+    try:  # a bad setting stops the server here, not each worker in a loop
+        settings = Settings.from_env()
+        server = serving.server(dict(os.environ), settings.log_format)
+    except (ConfigError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    server.serve()
 
 
 @main.command()

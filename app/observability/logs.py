@@ -91,4 +91,5 @@ def configure(level: str, log_format: str) -> None:
         for name in SERVER_LOGGERS:
             for server_handler in logging.getLogger(name).handlers:
                 server_handler.setFormatter(JsonFormatter())
-        logging.getLogger("gunicorn.access").disabled = True
+        for access in ("gunicorn.access", "granian.access"):
+            logging.getLogger(access).disabled = True

@@ -1,4 +1,4 @@
-"""Real processes for the end-to-end tests: gunicorn, the projector and the CLI.
+"""Real processes for the end-to-end tests: the Procfile's web server, the projector and the CLI.
 
 A ``Stack`` owns one key namespace in the test Redis and the processes that
 serve it. Every process writes its stdout and stderr to a file under the
@@ -32,14 +32,28 @@ from tests.e2e.client import ApiClient
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-GUNICORN = str(BIN / "gunicorn")
 KEYLEDGER = str(BIN / "keyledger")
 
 #: Start-up and shut-down bounds; processes normally need well under a tenth of these.
 BOOT_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
-#: gunicorn's access log: client, worker pid, request id, request line, status.
-ACCESS_LOG_FORMAT = '%(h)s pid=%(p)s rid=%({x-request-id}o)s "%(r)s" %(s)s'
+#: ``keyledger serve`` under another start method of the worker processes than the
+#: platform's default (fork on Linux; Python 3.14 moves to forkserver, which Granian
+#: replaces with spawn).
+SERVE_STARTED_BY = (
+    "import multiprocessing, sys; multiprocessing.set_start_method(sys.argv[1]); "
+    "from keyledger.cli import main; main(['serve'])"
+)
+
+
+def procfile_web() -> str:
+    """The command of the Procfile's ``web`` process: what ``make run`` serves with."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name.strip() == "web":
+            return command.strip()
+    raise AssertionError("the Procfile has no web process")
+
 
 T = TypeVar("T")
 
@@ -124,7 +138,7 @@ def delete_namespace(client: redis.Redis, namespace: str) -> None:
 def burst(
     client: ApiClient, n: int = 8, method: str = "GET", path: str = "/v1/", concurrency: int = 4
 ) -> list[requests.Response]:
-    """``n`` requests, ``concurrency`` at a time, so that both gunicorn workers serve some."""
+    """``n`` requests, ``concurrency`` at a time, so that both web workers serve some."""
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         return list(pool.map(lambda _: client.request(method, path), range(n)))
 
@@ -134,13 +148,21 @@ def statuses(responses: list[requests.Response]) -> list[int]:
 
 
 def answered_by_every_worker(
-    web: WebServer, client: ApiClient, expect: int, workers: int, rounds: int = 40
+    web: WebServer,
+    client: ApiClient,
+    expect: int,
+    workers: int,
+    rounds: int = 40,
+    concurrency: int = 8,
 ) -> None:
     """Bursts of ``GET /v1/`` until each of the ``workers`` processes answered ``expect``
-    (every burst must answer it), so that each has verified or refused the key itself."""
+    (every burst must answer it), so that each has verified or refused the key itself.
+    Each worker runs requests in threads: up to ``concurrency`` first verifications of
+    the key may run at once in one process (each takes a token of the failure ceiling
+    until it succeeds)."""
     pids: set[str] = set()
     for _ in range(rounds):
-        responses = burst(client, n=12, concurrency=8)
+        responses = burst(client, n=12, concurrency=concurrency)
         assert statuses(responses) == [expect] * len(responses)
         pids.update(web.worker_of([r.headers["X-Request-Id"] for r in responses]).values())
         if len(pids) == workers:
@@ -197,7 +219,7 @@ class Process:
         return self.popen.poll() is None
 
     def terminate(self) -> None:
-        """SIGTERM the process group this test started (gunicorn master + its workers)."""
+        """SIGTERM the process group this test started (the server's master + its workers)."""
         if self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGTERM)
@@ -226,7 +248,7 @@ class WebServer(Process):
         return [line for line in self.log_text().splitlines() if " pid=<" in line]
 
     def worker_of(self, request_ids: list[str], timeout: float = 5.0) -> dict[str, str]:
-        """Which gunicorn worker (pid) served each request, from the access log."""
+        """Which web worker (pid) served each request, from the access log (``pid=<N>``)."""
 
         def probe() -> dict[str, str] | None:
             found: dict[str, str] = {}
@@ -329,31 +351,27 @@ class Stack:
         return popen, log_path
 
     # -- processes -----------------------------------------------------------------------
-    def start_web(self, name: str = "web", workers: int = 2, **env: str) -> WebServer:
-        """gunicorn (two workers) on a free port; returns once ``/healthz`` answers."""
+    def start_web(
+        self, name: str = "web", workers: int = 2, start_method: str | None = None, **env: str
+    ) -> WebServer:
+        """The Procfile's web server (``keyledger serve``, two workers) on a free port;
+        returns once ``/healthz`` answers. ``start_method`` (``spawn``, ``forkserver``)
+        starts its worker processes another way than the platform's default."""
         for _attempt in range(3):
             port = free_port()
-            argv = [
-                GUNICORN,
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(workers),
-                "--no-control-socket",
-                "--access-logfile",
-                "-",
-                "--access-logformat",
-                ACCESS_LOG_FORMAT,
-                "keyledger:create_app()",
-            ]
-            popen, log_path = self._spawn(name, argv, self.env(**env))
+            if start_method is None:
+                argv = ["sh", "-c", f"exec {procfile_web()}"]
+            else:
+                argv = [sys.executable, "-c", SERVE_STARTED_BY, start_method]
+            settings = {"HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
+            popen, log_path = self._spawn(name, argv, self.env(**settings, **env))
             server = WebServer(name, popen, log_path, url=f"http://127.0.0.1:{port}")
             self.processes.append(server)
             MINTED.access_logs.append(log_path)
             if self._wait_healthy(server):
                 return server
             server.stop()  # most likely lost the port to another process: try another
-        raise AssertionError(f"gunicorn did not start; log:\n{server.log_text()}")
+        raise AssertionError(f"the web server did not start; log:\n{server.log_text()}")
 
     def _wait_healthy(self, server: WebServer) -> bool:
         deadline = time.monotonic() + BOOT_TIMEOUT

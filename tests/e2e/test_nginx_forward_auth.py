@@ -1,7 +1,7 @@
 """A real nginx in front of a small service, asking keyledger about every request.
 
 nginx's ``auth_request`` sends each request's key headers, method and URI to
-``GET /v1/auth/check``; keyledger (gunicorn, ``KEYLEDGER_TRUSTED_PROXIES=1``)
+``GET /v1/auth/check``; keyledger (the Procfile's server, ``KEYLEDGER_TRUSTED_PROXIES=1``)
 answers 200 with who the caller is, or 401/403/429/503. The service behind
 nginx (an ``http.server`` thread) echoes the identity headers it received.
 
@@ -18,6 +18,7 @@ without it these tests fail, they do not skip.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -72,19 +73,30 @@ def nginx_binary() -> str:
     return found
 
 
-def readme_locations() -> str:
-    """The nginx block of the README, as written, with its two addresses made placeholders:
-    ``{keyledger}`` is keyledger's address (host:port), ``{upstream}`` the protected service's.
-    The README's configuration is what these tests run, so the two cannot drift apart."""
+def readme_config() -> tuple[str, str]:
+    """The nginx block of the README, as written: its ``upstream`` (for the http block) and
+    its locations (for a server block), with the addresses made placeholders: ``{keyledger}``
+    is keyledger's address (host:port), ``{name}`` the upstream's name (one per keyledger
+    here), ``{upstream}`` the protected service's. The README's configuration is what these
+    tests run, so the two cannot drift apart."""
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```nginx\n(.*?)```", readme, re.DOTALL)
     assert len(blocks) == 1, "the README should show exactly one nginx configuration"
-    block = blocks[0]
-    assert block.count("127.0.0.1:8080") == 1 and block.count("127.0.0.1:9000") == 1
-    return block.replace("127.0.0.1:8080", "{keyledger}").replace("127.0.0.1:9000", "{upstream}")
+    found = re.fullmatch(r"(.*?\nupstream keyledger \{.*?\n\}\n)(.*)", blocks[0], re.DOTALL)
+    assert found, "the README's nginx block starts with 'upstream keyledger { ... }'"
+    upstream, locations = found.groups()
+    assert upstream.count("127.0.0.1:8080") == 1 and locations.count("127.0.0.1:9000") == 1
+    assert locations.count("http://keyledger/") == 1
+    upstream = upstream.replace("127.0.0.1:8080", "{keyledger}").replace(
+        "upstream keyledger", "upstream {name}"
+    )
+    locations = locations.replace("http://keyledger/", "http://{name}/").replace(
+        "127.0.0.1:9000", "{upstream}"
+    )
+    return upstream, locations
 
 
-KEYLEDGER_LOCATIONS = readme_locations()
+KEYLEDGER_UPSTREAM, KEYLEDGER_LOCATIONS = readme_config()
 
 #: The same without the error_page mapping: what nginx does by itself.
 UNMAPPED_LOCATIONS = r"""
@@ -108,8 +120,16 @@ UNMAPPED_LOCATIONS = r"""
 
 
 def server_block(port: int, locations: str, keyledger: str, upstream: str) -> str:
-    body = locations.replace("{keyledger}", keyledger).replace("{upstream}", upstream)
+    """The README's upstream for ``keyledger``, and a server with ``locations`` using it."""
+    name = f"keyledger_{port}"
+    body = (
+        locations.replace("{keyledger}", keyledger)
+        .replace("{name}", name)
+        .replace("{upstream}", upstream)
+    )
+    pool = KEYLEDGER_UPSTREAM.replace("{keyledger}", keyledger).replace("{name}", name)
     return f"""
+{pool}
   server {{
     listen 127.0.0.1:{port};
     location = /_nginx_ready {{ return 204; }}
@@ -367,6 +387,57 @@ def test_an_allowed_request_reaches_the_service_with_who_the_caller_is(
     }
     assert "x-api-key" not in seen["headerNames"]
     assert "x-api-secret-key" not in seen["headerNames"]
+
+
+def nginx_connections_to(gateway: Gateway, port: int) -> set[int]:
+    """The local ports of nginx's established TCP connections to 127.0.0.1:``port``."""
+    nginx = gateway.process.popen.pid
+    pids = {nginx} | {
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit()
+        and (stat := _read(entry / "stat"))
+        and int(stat.rsplit(")", 1)[1].split()[1]) == nginx
+    }
+    inodes = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    link = os.readlink(fd)
+                    if link.startswith("socket:["):
+                        inodes.add(link[8:-1])
+    local_ports = set()
+    for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = row.split()
+        local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+        if state == "01" and inode in inodes and int(remote.split(":")[1], 16) == port:
+            local_ports.add(int(local.split(":")[1], 16))
+    return local_ports
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def test_nginx_keeps_its_connections_to_keyledger_alive_and_reuses_them(
+    gateway: Gateway, keyledgers: Keyledgers, tenant: Tenant
+) -> None:
+    """The README's upstream keeps connections open: checks do not each open a new one."""
+    port = int(keyledgers.main.url.rsplit(":", 1)[1])
+    headers = keys(tenant.account_key, tenant.secret_key)
+    for _ in range(10):
+        assert via(gateway.main, "GET", "/orders", headers).status_code == 200
+    kept = nginx_connections_to(gateway, port)
+    assert kept, "nginx closed every connection to keyledger after its checks"
+    for _ in range(20):
+        assert via(gateway.main, "GET", "/orders", headers).status_code == 200
+    after = nginx_connections_to(gateway, port)
+    assert kept & after, f"connections replaced, not reused: {kept} then {after}"
+    assert len(after) <= 2  # one nginx worker, sequential checks: one or two connections
 
 
 def test_identity_headers_sent_by_the_client_are_replaced(

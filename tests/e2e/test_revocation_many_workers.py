@@ -1,10 +1,15 @@
-"""Revocation with several gunicorn workers, every one holding the key in its caches.
+"""Revocation with several web workers, every one holding the key in its caches.
 
 Each worker has verified the key and cached its records; when the DELETE
-returns, the next request fails in every one of them.
+returns, the next request fails in every one of them. Both ways the server may
+start its workers: the Procfile's ``keyledger serve`` as the platform does it
+(fork on Linux), and with spawn (fresh interpreters, what Granian uses where
+Python defaults to forkserver).
 """
 
 from __future__ import annotations
+
+import uuid
 
 import pytest
 
@@ -16,9 +21,10 @@ pytestmark = pytest.mark.e2e
 WORKERS = 4
 
 
-@pytest.fixture(scope="module")
-def many(stack: Stack) -> WebServer:
-    return stack.start_web("web-many", workers=WORKERS)
+@pytest.fixture(scope="module", params=["procfile", "spawn"])
+def many(stack: Stack, request: pytest.FixtureRequest) -> WebServer:
+    start_method = None if request.param == "procfile" else request.param
+    return stack.start_web(f"web-many-{request.param}", workers=WORKERS, start_method=start_method)
 
 
 def every_worker_answers(web: WebServer, client: ApiClient, expect: int) -> None:
@@ -41,7 +47,12 @@ def test_a_role_change_takes_effect_at_once_in_every_worker(
 ) -> None:
     owner = many.client(tenant.account_key, tenant.secret_key)
     user = owner.post(
-        "/v1/users", json={"name": "Vic Four", "email": "vic4@example.com", "role": "Viewer"}
+        "/v1/users",
+        json={
+            "name": "Vic Four",
+            "email": f"vic4-{uuid.uuid4().hex[:8]}@example.com",
+            "role": "Viewer",
+        },
     ).json()
     name = unique_key_name("viewer4")
     secret = owner.post("/v1/api-keys", json={"name": name, "userId": user["id"]}).json()[

@@ -1,4 +1,5 @@
-"""argon2id at rest with the OWASP parameters, verified once per key and process."""
+"""argon2id at rest with parameters sized to a 256-bit secret (docs/hashing.md), older
+OWASP-parameter hashes still verified, each key verified once per process."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ import hashlib
 import pytest
 from argon2 import PasswordHasher, Type, extract_parameters
 
-from keyledger.authn.hashing import MEMORY_COST, PARALLELISM, POLICY_PREFIX, TIME_COST, KeyHasher
+from keyledger.authn.hashing import (
+    ACCEPTED_PREFIXES,
+    MEMORY_COST,
+    OWASP_PREFIX,
+    PARALLELISM,
+    POLICY_PREFIX,
+    TIME_COST,
+    KeyHasher,
+)
 from keyledger.domain.tokens import KeyKind, checksum, generate
 
 TOKEN = generate(KeyKind.SECRET, 1).token
@@ -33,20 +42,48 @@ def foreign_hash(token: str, **parameters: int) -> str:
 # -- hashing ----------------------------------------------------------------------------
 
 
-def test_policy_is_argon2id_with_owasp_minimum_parameters() -> None:
-    assert (MEMORY_COST, TIME_COST, PARALLELISM) == (19456, 2, 1)
-    assert POLICY_PREFIX == "$argon2id$v=19$m=19456,t=2,p=1$"
+def test_policy_is_argon2id_with_one_pass_over_256_kib() -> None:
+    assert (MEMORY_COST, TIME_COST, PARALLELISM) == (256, 1, 1)
+    assert POLICY_PREFIX == "$argon2id$v=19$m=256,t=1,p=1$"
+
+
+def test_the_accepted_parameter_sets_are_the_policy_and_the_earlier_owasp_minimum() -> None:
+    assert OWASP_PREFIX == "$argon2id$v=19$m=19456,t=2,p=1$"
+    assert ACCEPTED_PREFIXES == (POLICY_PREFIX, OWASP_PREFIX)
 
 
 def test_hash_is_an_argon2id_phc_string_with_the_policy_parameters(stored_hash: str) -> None:
     assert stored_hash.startswith(POLICY_PREFIX)
     parameters = extract_parameters(stored_hash)
     assert parameters.type is Type.ID
-    assert (parameters.memory_cost, parameters.time_cost, parameters.parallelism) == (
-        19456,
-        2,
-        1,
-    )
+    assert (parameters.memory_cost, parameters.time_cost, parameters.parallelism) == (256, 1, 1)
+
+
+def owasp_hash(token: str) -> str:
+    """A key hashed as keyledger hashed them before (argon2-cffi, OWASP minimum)."""
+    return PasswordHasher(
+        time_cost=2, memory_cost=19456, parallelism=1, hash_len=32, salt_len=16, type=Type.ID
+    ).hash(token)
+
+
+def test_a_hash_stored_with_the_earlier_owasp_parameters_still_verifies(hasher: KeyHasher) -> None:
+    old = owasp_hash(TOKEN)
+    assert old.startswith(OWASP_PREFIX)
+    assert hasher.verify(old, TOKEN) is True
+    assert hasher.argon2_verifications == 1
+
+
+def test_a_hash_stored_with_the_earlier_owasp_parameters_refuses_another_token(
+    hasher: KeyHasher,
+) -> None:
+    assert hasher.verify(owasp_hash(TOKEN), OTHER_TOKEN) is False
+
+
+def test_the_decoy_for_unknown_key_ids_costs_what_a_new_hash_costs(hasher: KeyHasher) -> None:
+    """An unknown key id and a wrong secret for a key hashed today run the same argon2."""
+    assert hasher._decoy.startswith(POLICY_PREFIX)
+    hasher.burn(OTHER_TOKEN)
+    assert hasher.argon2_verifications == 1
 
 
 def test_hash_never_contains_the_token(stored_hash: str) -> None:
@@ -168,10 +205,13 @@ def test_memory_of_successes_is_bounded(stored_hash: str) -> None:
     "parameters",
     [
         {"memory_cost": 65536},
-        {"memory_cost": 8192},
-        {"time_cost": 1},
+        {"memory_cost": 512},
+        {"memory_cost": 19456},
+        {"time_cost": 2},
         {"time_cost": 3},
         {"parallelism": 2},
+        {"memory_cost": 19456, "time_cost": 1},
+        {"memory_cost": 19456, "time_cost": 2, "parallelism": 2},
     ],
     ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()),
 )
@@ -191,11 +231,22 @@ def test_argon2i_hash_is_refused_without_computing(hasher: KeyHasher) -> None:
     assert hasher.argon2_verifications == 0
 
 
+@pytest.mark.parametrize("huge", ["m=262144", "m=4194304"])
 def test_tampered_huge_memory_hash_is_refused_without_computing(
-    hasher: KeyHasher, stored_hash: str
+    hasher: KeyHasher, stored_hash: str, huge: str
 ) -> None:
-    tampered = stored_hash.replace("m=19456", "m=262144")
+    tampered = stored_hash.replace(f"m={MEMORY_COST},", f"{huge},")
+    assert tampered != stored_hash
+
+    class Refuses:
+        """argon2 must not even be called for such a hash."""
+
+        def verify(self, hash_: str, token: str) -> bool:
+            raise AssertionError("argon2 ran on a hash with foreign parameters")
+
+    hasher._hasher = Refuses()  # type: ignore[assignment]
     assert hasher.verify(tampered, TOKEN) is False
+    assert hasher.verify(owasp_hash(TOKEN).replace("m=19456,", f"{huge},"), TOKEN) is False
     assert hasher.argon2_verifications == 0
 
 
