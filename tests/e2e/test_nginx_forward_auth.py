@@ -188,6 +188,7 @@ class Upstream:
 
 def start_upstream() -> Upstream:
     seen: list[dict[str, Any]] = []
+    FORWARDED = ("X-Forwarded-For", "X-Real-IP", "X-Forwarded-Host")
 
     class Echo(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -201,6 +202,7 @@ def start_upstream() -> Upstream:
                 "path": self.path,
                 "identity": {name: self.headers.get(name) for name in IDENTITY},
                 "headerNames": sorted({name.lower() for name in self.headers}),
+                "forwarded": {name: self.headers.get(name) for name in FORWARDED},
             }
             seen.append(record)
             body = json.dumps(record).encode()
@@ -659,6 +661,41 @@ def test_method_override_headers_never_reach_the_service(
     [seen] = upstream.requests_since(mark)
     assert seen["method"] == "GET"
     assert not {name.lower() for name in OVERRIDES} & set(seen["headerNames"])
+
+
+REROUTES = (
+    "X-Original-URL",
+    "X-Rewrite-URL",
+    "X-Original-URI",
+    "X-Original-Method",
+    "X-Forwarded-Uri",
+    "X-Forwarded-Method",
+    "X-Forwarded-Prefix",
+)
+
+
+def test_url_override_and_forwarding_headers_from_the_client_never_reach_the_service(
+    gateway: Gateway, upstream: Upstream, tenant: Tenant, holders: dict[str, Holder]
+) -> None:
+    """keyledger decided a Viewer's GET /orders/1: a framework routing on X-Original-URL or
+    X-Rewrite-URL must not be told to run /v1/events, and the service sees the address and
+    host nginx saw, not the ones the client claims (second outside review, finding 5)."""
+    headers = {
+        **keys(tenant.account_key, holders["Viewer"].secret_key),
+        **dict.fromkeys(REROUTES, "/admin/delete-all"),
+        "X-Forwarded-For": "10.9.9.9",
+        "X-Real-IP": "10.9.9.9",
+        "X-Forwarded-Host": "evil.example",
+    }
+    mark = len(upstream.seen)
+
+    assert via(gateway.main, "GET", "/orders/1", headers).status_code == 200
+
+    [seen] = upstream.requests_since(mark)
+    assert not {name.lower() for name in REROUTES} & set(seen["headerNames"])
+    assert seen["forwarded"]["X-Forwarded-For"] == "127.0.0.1"
+    assert seen["forwarded"]["X-Real-IP"] == "127.0.0.1"
+    assert seen["forwarded"]["X-Forwarded-Host"] not in (None, "evil.example")
 
 
 # -- the client's address (issue 7, finding 2) ----------------------------------------------------------
