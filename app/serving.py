@@ -46,14 +46,19 @@ ACCESS_LINE = "[%(asctime)s] pid=<%(process)d> %(message)s"
 
 
 class RedactKeys(logging.Filter):
-    """Replaces anything shaped like a keyledger key in an access line's path."""
+    """Replaces anything shaped like a keyledger key in an access line's values (the path,
+    and the request id, which the client chooses)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
-        if isinstance(args, dict) and isinstance(args.get("path"), str):
-            path = args["path"]
-            if "kl" in path and KEY_SHAPE.search(path):
-                record.args = {**args, "path": redact_keys(path)}
+        if isinstance(args, dict):
+            shaped = {
+                name: redact_keys(value)
+                for name, value in args.items()
+                if isinstance(value, str) and "kl" in value and KEY_SHAPE.search(value)
+            }
+            if shaped:
+                record.args = {**args, **shaped}
         return True
 
 

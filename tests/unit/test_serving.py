@@ -73,3 +73,20 @@ def test_an_access_line_without_a_key_is_left_alone() -> None:
     record = access_record("/v1/api-keys/klsk-is-a-fine-name")
     serving.RedactKeys().filter(record)
     assert record.getMessage() == '"GET /v1/api-keys/klsk-is-a-fine-name"'
+
+
+def test_a_key_in_any_value_of_an_access_line_is_redacted() -> None:
+    """The request id is the client's to choose: a key put there is redacted like one in the
+    path (second outside review, finding 6)."""
+    token = generate(KeyKind.ACCOUNT, 3).token
+    record = logging.LogRecord(
+        "granian.access",
+        logging.INFO,
+        __file__,
+        1,
+        "rid=%(rid)s %(path)s",
+        ({"rid": token, "path": "/v1/"},),
+        None,
+    )
+    serving.RedactKeys().filter(record)
+    assert record.getMessage() == "rid=[redacted-key] /v1/"
