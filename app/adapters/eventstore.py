@@ -16,8 +16,8 @@ hash is usually known without asking Redis, and a wrong memory can only cost a
 refused append (after which it is forgotten), never a fork.
 
 The same script keeps the account's budget of changes made through the API
-(``KEYLEDGER_CHANGES_PER_MINUTE``, counted on the Redis server's clock): past it
-nothing is written; and, for a request with an ``Idempotency-Key``, marks the
+(``KEYLEDGER_CHANGES_PER_MINUTE``, counted on the Redis server's clock; revocations
+count apart, ``KEYLEDGER_REVOCATIONS_PER_MINUTE``): past it nothing is written; and, for a request with an ``Idempotency-Key``, marks the
 request's idempotency record with the version it appended, so that the record
 and the log can never disagree about whether the change was made (both are in
 the partition's slot, written by one script, replicated as one). Reading after a
@@ -219,13 +219,15 @@ class EventStore:
         events: Sequence[Event],
         *,
         change_budget: int = 0,
+        revocation: bool = False,
         receipt: Receipt | None = None,
     ) -> Appended:
         """Append ``events`` if the account is still at ``expected_version``.
 
         ``change_budget`` (per minute, 0: none) counts this append as one change against
         the account's budget, in the same script: past it nothing is written and
-        ``TooManyChanges`` says when the window ends (Redis's clock). ``receipt``: the
+        ``TooManyChanges`` says when the window ends (Redis's clock); with ``revocation``
+        it is counted in the account's budget of revocations instead. ``receipt``: the
         idempotency record the same script marks with the new version.
         """
         if not events:
@@ -242,7 +244,9 @@ class EventStore:
             self.keys.account_events(account_id),
             self.keys.log(partition),
             self.keys.account_head(account_id),
-            self.keys.change_budget(account_id),
+            self.keys.revocation_budget(account_id)
+            if revocation
+            else self.keys.change_budget(account_id),
         ]
         argv: list[str] = [
             str(expected_version),
@@ -292,8 +296,9 @@ class EventStore:
                 ) from None
             budget_spent = BUDGET_SPENT.search(str(exc))
             if budget_spent:
+                what = "revocations" if revocation else "changes"
                 raise TooManyChanges(
-                    f"this account may record at most {change_budget} changes a minute "
+                    f"this account may record at most {change_budget} {what} a minute "
                     "through the API; retry when the minute is over",
                     retry_after=max(int(budget_spent[1]), 1),
                 ) from None

@@ -203,6 +203,10 @@ class Keyspace:
         """Changes recorded through the API in the current minute window, on Redis's clock."""
         return f"{self._account(account_id)}:changes"
 
+    def revocation_budget(self, account_id: str) -> str:
+        """``change_budget`` of the revocations (``domain.revocations``), counted apart."""
+        return f"{self._account(account_id)}:revocations"
+
     def consumer_group(self) -> str:
         return "projector"
 
