@@ -95,6 +95,12 @@ class Keyspace:
         """Hash with the account's current version and chain hash."""
         return f"{self._account(account_id)}:head"
 
+    def log_index(self, account_id: str) -> str:
+        """Hash: each version of the account -> the id of the partition log entry holding
+        it, written by the append script (and, for history older than the index, by the
+        first full check of the account, ``adapters.audit``)."""
+        return f"{self._account(account_id)}:logged"
+
     def account_heads(self) -> str:
         """``SCAN`` pattern matching the head of every account."""
         return f"{self.namespace}:{{p*}}:acct:*:head"
