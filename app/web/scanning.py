@@ -14,7 +14,6 @@ one entry per reported token, never echoing a token.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import current_app, jsonify, request
@@ -26,6 +25,7 @@ from keyledger.leaks import Finding, LeakReports
 from keyledger.web import schemas as s
 from keyledger.web.blueprint import Blueprint, container
 from keyledger.web.errors import error_response
+from keyledger.web.jsonbody import DuplicateKey, strict_loads
 
 scanning_blp = Blueprint(
     "secret_scanning",
@@ -135,7 +135,9 @@ def github() -> Any:
     if wrong is not None:
         return error_response(401, wrong, "invalid_signature")
     try:
-        report = json.loads(body)
+        report = strict_loads(body)
+    except DuplicateKey as exc:
+        return error_response(400, f"the body is not a report: {exc}")
     except (ValueError, RecursionError):
         return error_response(400, "the body is not JSON")
     if isinstance(report, list) and len(report) > MAX_TOKENS:
