@@ -15,7 +15,7 @@
 | ``KEYLEDGER_TRUSTED_PROXIES`` | ``0`` | proxy hops whose ``X-Forwarded-For`` is trusted |
 | ``KEYLEDGER_TRUSTED_PROXY_ADDRESSES`` | ``127.0.0.1/32,::1/128`` | peers whose ``X-Forwarded-For`` is read |
 | ``KEYLEDGER_FORWARD_AUTH_HEADERS`` | ``original`` | ``original`` (nginx) or ``forwarded`` (Traefik) |
-| ``KEYLEDGER_ALLOW_ANY_SOURCE`` | ``false`` | accept ``0.0.0.0/0`` and ``::/0`` as subnets |
+| ``KEYLEDGER_ALLOW_ANY_SOURCE`` | ``false`` | accept ``0.0.0.0/0``, ``::/0`` and subnets covering a family together |
 | ``KEYLEDGER_MAX_KEYS_PER_ACCOUNT`` | ``1000`` | |
 | ``KEYLEDGER_MAX_SUBNETS_PER_KEY`` | ``32`` | |
 | ``KEYLEDGER_RATE_LIMIT_PER_MINUTE`` | ``400`` | requests per account key and minute (0: off) |
