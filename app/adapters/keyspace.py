@@ -209,6 +209,10 @@ class Keyspace:
         """Changes recorded through the API in the current minute window, on Redis's clock."""
         return f"{self._account(account_id)}:changes"
 
+    def scan_answer(self, digest: str) -> str:
+        """The answer to a signed secret-scanning report, by the SHA-256 of its body."""
+        return f"{self.namespace}:scan:answer:{digest}"
+
     def revocation_budget(self, account_id: str) -> str:
         """``change_budget`` of the revocations (``domain.revocations``), counted apart."""
         return f"{self._account(account_id)}:revocations"
