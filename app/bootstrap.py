@@ -75,6 +75,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Container:
         settings.apply_timeout,
         clock,
         settings.changes_per_minute,
+        settings.revocations_per_minute,
     )
     return Container(
         settings=settings,

@@ -15,11 +15,12 @@
 | ``KEYLEDGER_TRUSTED_PROXIES`` | ``0`` | proxy hops whose ``X-Forwarded-For`` is trusted |
 | ``KEYLEDGER_TRUSTED_PROXY_ADDRESSES`` | ``127.0.0.1/32,::1/128`` | peers whose ``X-Forwarded-For`` is read |
 | ``KEYLEDGER_FORWARD_AUTH_HEADERS`` | ``original`` | ``original`` (nginx) or ``forwarded`` (Traefik) |
-| ``KEYLEDGER_ALLOW_ANY_SOURCE`` | ``false`` | accept ``0.0.0.0/0`` and ``::/0`` as subnets |
+| ``KEYLEDGER_ALLOW_ANY_SOURCE`` | ``false`` | accept ``0.0.0.0/0``, ``::/0`` and subnets covering a family together |
 | ``KEYLEDGER_MAX_KEYS_PER_ACCOUNT`` | ``1000`` | |
 | ``KEYLEDGER_MAX_SUBNETS_PER_KEY`` | ``32`` | |
 | ``KEYLEDGER_RATE_LIMIT_PER_MINUTE`` | ``400`` | requests per account key and minute (0: off) |
 | ``KEYLEDGER_CHANGES_PER_MINUTE`` | ``100`` | changes per account and minute through the API (0: off) |
+| ``KEYLEDGER_REVOCATIONS_PER_MINUTE`` | ``100`` | revocations per account and minute through the API, apart from the changes (0: off) |
 | ``KEYLEDGER_AUTH_FAILURES_PER_MINUTE`` | ``60`` | failed authentications per source address (0: off) |
 | ``KEYLEDGER_AUTH_FAILURES_PER_KEY_MINUTE`` | ``10`` | failures per source address and key id |
 | ``KEYLEDGER_AUTH_FAILURES_PER_NETWORK_MINUTE`` | ``240`` | failures per IPv4 /24 or IPv6 /48 |
@@ -95,6 +96,9 @@ class Settings:
     rate_limit_per_minute: int = 400
     #: Changes an account may record through the API per minute (0: no budget).
     changes_per_minute: int = 100
+    #: Revocations (``domain.revocations``) an account may record per minute, on their
+    #: own budget that other changes cannot spend (0: no budget).
+    revocations_per_minute: int = 100
     throttle: ThrottleLimits = field(default_factory=ThrottleLimits)
     #: Observability (``keyledger.observability``): log format, metrics and readiness.
     log_format: str = "plain"
@@ -130,6 +134,8 @@ class Settings:
             raise ConfigError("KEYLEDGER_RATE_LIMIT_PER_MINUTE must be 0 (off) or more")
         if self.changes_per_minute < 0:
             raise ConfigError("KEYLEDGER_CHANGES_PER_MINUTE must be 0 (off) or more")
+        if self.revocations_per_minute < 0:
+            raise ConfigError("KEYLEDGER_REVOCATIONS_PER_MINUTE must be 0 (off) or more")
         if self.forward_auth_headers not in FORWARD_AUTH_HEADERS:
             raise ConfigError("KEYLEDGER_FORWARD_AUTH_HEADERS must be 'original' or 'forwarded'")
         if self.throttle.failed_verifications_per_second < 0:
@@ -186,6 +192,7 @@ class Settings:
                 "log_level": env.get("KEYLEDGER_LOG_LEVEL", "INFO").upper(),
                 "rate_limit_per_minute": int(env.get("KEYLEDGER_RATE_LIMIT_PER_MINUTE", "400")),
                 "changes_per_minute": int(env.get("KEYLEDGER_CHANGES_PER_MINUTE", "100")),
+                "revocations_per_minute": int(env.get("KEYLEDGER_REVOCATIONS_PER_MINUTE", "100")),
                 "last_used_flush_seconds": float(
                     env.get("KEYLEDGER_LAST_USED_FLUSH_SECONDS", "30")
                 ),

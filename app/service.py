@@ -37,6 +37,7 @@ from keyledger.domain.account import AccountState, Limits, Recorder
 from keyledger.domain.decisions import decide
 from keyledger.domain.errors import ChangeUnconfirmed, StoreUnavailable
 from keyledger.domain.events import Actor, Event
+from keyledger.domain.revocations import is_revocation
 from keyledger.domain.tokens import KeyKind, generate
 
 Clock = Callable[[], datetime]
@@ -62,6 +63,9 @@ class Change:
     events: tuple[Event, ...]
     state: AccountState  # the account once the events are applied
     change_budget: int
+    #: The change only revokes (``domain.revocations``): it counts against the budget of
+    #: revocations, not of changes.
+    revocation: bool = False
 
 
 @dataclass
@@ -106,20 +110,26 @@ class Ledger:
         apply_timeout: float,
         clock: Clock = utcnow,
         changes_per_minute: int = 0,
+        revocations_per_minute: int = 0,
     ):
         self.store, self.accounts, self.watch = store, accounts, watch
         self.hasher, self.keys, self.limits = hasher, keyspace, limits
         self.apply_timeout, self.clock = apply_timeout, clock
         self.changes_per_minute = changes_per_minute
+        self.revocations_per_minute = revocations_per_minute
 
-    def change_budget(self, actor: Actor) -> int:
+    def change_budget(self, actor: Actor, revocation: bool = False) -> int:
         """The per-minute budget a change by ``actor`` counts against (0: none).
 
         Only changes made with an API key count (actor kind ``user``); the operator's
         (``keyledger`` CLI) and any other system actor's neither count nor are ever
-        refused, so support can always act on an account that spent its budget.
+        refused, so support can always act on an account that spent its budget. A
+        change that only revokes counts against the revocations' own budget, which no
+        other change can spend (``domain.revocations``).
         """
-        return self.changes_per_minute if actor.kind == "user" else 0
+        if actor.kind != "user":
+            return 0
+        return self.revocations_per_minute if revocation else self.changes_per_minute
 
     def state(self, account_id: str) -> AccountState:
         """For reads: the account as every change in effect left it (usually from memory)."""
@@ -130,12 +140,14 @@ class Ledger:
         events = decide(state, command, Recorder(state, self.clock(), actor), self.limits)
         if not events:  # nothing changes (e.g. a role set to the role the user has)
             return Outcome((), state, True)
+        revocation = is_revocation(events)
         change = Change(
             command.account_id,
             state.version,
             tuple(events),
             state.evolve(events),
-            self.change_budget(actor),
+            self.change_budget(actor, revocation),
+            revocation,
         )
         scope = CURRENT_SCOPE.get()
         if scope is not None and scope.deferring:
@@ -153,6 +165,7 @@ class Ledger:
             change.expected_version,
             change.events,
             change_budget=change.change_budget,
+            revocation=change.revocation,
             receipt=receipt,
         )
         try:

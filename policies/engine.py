@@ -16,6 +16,7 @@ from keyledger.policies import (
     key_enabled,
     key_not_expired,
     previous_secret_in_grace,
+    previous_secret_read_only,
     role_permits,
     same_account,
     secret_key_valid,
@@ -38,6 +39,7 @@ DEFAULT_POLICIES: tuple[Policy, ...] = (
     key_enabled.evaluate,
     key_not_expired.evaluate,
     role_permits.evaluate,
+    previous_secret_read_only.evaluate,
     source_ip_allowed.evaluate,
 )
 

@@ -6,6 +6,10 @@ version the decision was made against. Both streams and the head share the
 partition's hash tag, so the script touches one slot. Entries are never
 trimmed or deleted.
 
+The script also records, per account, which partition log entry holds each version
+(``Keyspace.log_index``), so that one account's history can be checked against the
+partition log without reading the other accounts' entries (``adapters.audit``).
+
 Each record is a link of the account's hash chain (``app.domain.chain``). Redis
 Lua has no SHA-256, so the hashes are computed here, continuing from the hash
 of the account's last event; the script refuses the append unless the head
@@ -16,8 +20,8 @@ hash is usually known without asking Redis, and a wrong memory can only cost a
 refused append (after which it is forgotten), never a fork.
 
 The same script keeps the account's budget of changes made through the API
-(``KEYLEDGER_CHANGES_PER_MINUTE``, counted on the Redis server's clock): past it
-nothing is written; and, for a request with an ``Idempotency-Key``, marks the
+(``KEYLEDGER_CHANGES_PER_MINUTE``, counted on the Redis server's clock; revocations
+count apart, ``KEYLEDGER_REVOCATIONS_PER_MINUTE``): past it nothing is written; and, for a request with an ``Idempotency-Key``, marks the
 request's idempotency record with the version it appended, so that the record
 and the log can never disagree about whether the change was made (both are in
 the partition's slot, written by one script, replicated as one). Reading after a
@@ -56,6 +60,7 @@ from keyledger.observability.observer import IGNORE, Observer
 
 APPEND_SCRIPT = """
 -- KEYS: account stream, partition stream, account head, the account's change budget,
+--       the account's log index (version -> partition log entry id),
 --       [the request's idempotency record]
 -- ARGV: expected version, expected head hash, new head hash, fields per event,
 --       invalidation channel, its message, changes allowed per minute (0: no budget),
@@ -92,20 +97,23 @@ if ARGV[8] ~= '' then
 end
 local width = tonumber(ARGV[4])
 local count = (#ARGV - 10) / width
-local account_ids, log_ids = {}, {}
+local account_ids, log_ids, logged = {}, {}, {}
 for i = 0, count - 1 do
   local fields = {}
   for j = 1, width do fields[j] = ARGV[10 + i * width + j] end
   account_ids[#account_ids + 1] = redis.call('XADD', KEYS[1], '*', unpack(fields))
   log_ids[#log_ids + 1] = redis.call('XADD', KEYS[2], '*', unpack(fields))
+  logged[#logged + 1] = tostring(expected + i + 1)
+  logged[#logged + 1] = log_ids[#log_ids]
 end
+redis.call('HSET', KEYS[5], unpack(logged))
 redis.call('HSET', KEYS[3], 'version', expected + count, 'hash', ARGV[3])
 if budget > 0 then
   redis.call('HSET', KEYS[4], 'window', window, 'count', used + 1)
   redis.call('PEXPIRE', KEYS[4], 61000)
 end
 if ARGV[8] ~= '' then
-  redis.call('SET', KEYS[5], ARGV[8], 'PX', tonumber(ARGV[9]))
+  redis.call('SET', KEYS[6], ARGV[8], 'PX', tonumber(ARGV[9]))
 end
 -- Announce the change as recorded: every process re-reads the account's history
 -- before its next read of it (its authentication records stay as projected).
@@ -219,13 +227,15 @@ class EventStore:
         events: Sequence[Event],
         *,
         change_budget: int = 0,
+        revocation: bool = False,
         receipt: Receipt | None = None,
     ) -> Appended:
         """Append ``events`` if the account is still at ``expected_version``.
 
         ``change_budget`` (per minute, 0: none) counts this append as one change against
         the account's budget, in the same script: past it nothing is written and
-        ``TooManyChanges`` says when the window ends (Redis's clock). ``receipt``: the
+        ``TooManyChanges`` says when the window ends (Redis's clock); with ``revocation``
+        it is counted in the account's budget of revocations instead. ``receipt``: the
         idempotency record the same script marks with the new version.
         """
         if not events:
@@ -242,7 +252,10 @@ class EventStore:
             self.keys.account_events(account_id),
             self.keys.log(partition),
             self.keys.account_head(account_id),
-            self.keys.change_budget(account_id),
+            self.keys.revocation_budget(account_id)
+            if revocation
+            else self.keys.change_budget(account_id),
+            self.keys.log_index(account_id),
         ]
         argv: list[str] = [
             str(expected_version),
@@ -292,8 +305,9 @@ class EventStore:
                 ) from None
             budget_spent = BUDGET_SPENT.search(str(exc))
             if budget_spent:
+                what = "revocations" if revocation else "changes"
                 raise TooManyChanges(
-                    f"this account may record at most {change_budget} changes a minute "
+                    f"this account may record at most {change_budget} {what} a minute "
                     "through the API; retry when the minute is over",
                     retry_after=max(int(budget_spent[1]), 1),
                 ) from None

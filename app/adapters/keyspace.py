@@ -95,6 +95,12 @@ class Keyspace:
         """Hash with the account's current version and chain hash."""
         return f"{self._account(account_id)}:head"
 
+    def log_index(self, account_id: str) -> str:
+        """Hash: each version of the account -> the id of the partition log entry holding
+        it, written by the append script (and, for history older than the index, by the
+        first full check of the account, ``adapters.audit``)."""
+        return f"{self._account(account_id)}:logged"
+
     def account_heads(self) -> str:
         """``SCAN`` pattern matching the head of every account."""
         return f"{self.namespace}:{{p*}}:acct:*:head"
@@ -202,6 +208,14 @@ class Keyspace:
     def change_budget(self, account_id: str) -> str:
         """Changes recorded through the API in the current minute window, on Redis's clock."""
         return f"{self._account(account_id)}:changes"
+
+    def scan_answer(self, digest: str) -> str:
+        """The answer to a signed secret-scanning report, by the SHA-256 of its body."""
+        return f"{self.namespace}:scan:answer:{digest}"
+
+    def revocation_budget(self, account_id: str) -> str:
+        """``change_budget`` of the revocations (``domain.revocations``), counted apart."""
+        return f"{self._account(account_id)}:revocations"
 
     def consumer_group(self) -> str:
         return "projector"

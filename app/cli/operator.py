@@ -7,6 +7,7 @@ from datetime import datetime
 import click
 
 from keyledger.cli.common import account_option, container, emit, json_option, main, run
+from keyledger.domain import commands as cmd
 from keyledger.domain.errors import InvalidInput
 from keyledger.domain.events import OPERATOR
 from keyledger.domain.lifecycle import check_grace, parse_duration
@@ -173,5 +174,44 @@ def key_create(
         )
         human = f"Secret key {name!r} (shown only once, keep it safe):\n{token}"
         emit(as_json, {"name": name, "secretKey": token}, human, outcome)
+
+    run(as_json, action)
+
+
+key_name_option = click.option("--name", required=True, help="The key's name.")
+
+
+@key.command("disable")
+@account_option
+@key_name_option
+@json_option
+def key_disable(account_id: str, name: str, as_json: bool) -> None:
+    """Disable one secret key: every request with it gets 401 until it is enabled again.
+
+    Recorded with the operator as its actor; never refused by the account's budgets."""
+
+    def action() -> None:
+        outcome = container().ledger.update_secret_key(
+            cmd.UpdateSecretKey(account_id=account_id, name=name, enabled=False), OPERATOR
+        )
+        payload = {"accountId": account_id, "name": name, "enabled": False}
+        emit(as_json, payload, f"secret key {name!r} disabled", outcome)
+
+    run(as_json, action)
+
+
+@key.command("delete")
+@account_option
+@key_name_option
+@json_option
+def key_delete(account_id: str, name: str, as_json: bool) -> None:
+    """Delete one secret key for good: every request with it gets 401.
+
+    Recorded with the operator as its actor; never refused by the account's budgets."""
+
+    def action() -> None:
+        outcome = container().ledger.delete_secret_key(account_id, name, OPERATOR)
+        payload = {"accountId": account_id, "name": name, "deleted": True}
+        emit(as_json, payload, f"secret key {name!r} deleted", outcome)
 
     run(as_json, action)

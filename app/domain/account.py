@@ -18,7 +18,7 @@ from keyledger.domain import events as ev
 from keyledger.domain.errors import InvalidInput, NotFound
 from keyledger.domain.network import InvalidSubnet, canonical_subnet
 from keyledger.domain.roles import Role
-from keyledger.domain.text import unprintable_reason
+from keyledger.domain.text import not_nfkc_reason, unprintable_reason
 
 KEY_NAME = re.compile(r"[A-Za-z0-9_-]{10,50}")
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,253}")
@@ -295,6 +295,9 @@ def check_user_name(name: str, what: str = "user name") -> str:
 def check_email(email: str) -> str:
     if isinstance(email, str):
         check_text(email, "email", "email")
+        reason = not_nfkc_reason(email)
+        if reason is not None:
+            raise InvalidInput(f"invalid email: {reason}", fields={"email": [reason]})
     if not isinstance(email, str) or len(email) > 254 or not EMAIL.fullmatch(email):
         raise InvalidInput("invalid email", fields={"email": ["not a valid email address"]})
     return email

@@ -25,6 +25,7 @@ from keyledger.domain.account import (
     check_user_name,
 )
 from keyledger.domain.errors import Conflict, InvalidInput, LimitExceeded, NotFound
+from keyledger.domain.network import whole_family_covered
 from keyledger.domain.roles import KEY_HOLDER_ROLES, Role
 
 
@@ -146,7 +147,22 @@ def _checked_subnets(values: tuple[str, ...], limits: Limits) -> tuple[str, ...]
         subnet = check_subnet(value, limits, "allowedSourceIps")
         if subnet not in canonical:
             canonical.append(subnet)
+    _refuse_whole_family(canonical, limits, "allowedSourceIps")
     return tuple(canonical)
+
+
+def _refuse_whole_family(subnets: list[str], limits: Limits, field_name: str) -> None:
+    """Subnets that together allow a whole address family are ``0.0.0.0/0`` or ``::/0``
+    in pieces: refused like them unless ``KEYLEDGER_ALLOW_ANY_SOURCE``."""
+    if limits.allow_match_all_subnets:
+        return
+    everything = whole_family_covered(subnets)
+    if everything is not None:
+        reason = (
+            f"together with the key's other subnets this allows every address "
+            f"({everything}); it is refused"
+        )
+        raise InvalidInput(f"invalid subnet: {reason}", fields={field_name: [reason]})
 
 
 def delete_secret_key(
@@ -168,6 +184,7 @@ def allow_source_subnet(
         raise Conflict(f"{cidr} is already allowed for API key {key.name!r}")
     if len(key.allowed_source_ips) >= limits.subnets_per_key:
         raise LimitExceeded(f"an API key holds at most {limits.subnets_per_key} subnets")
+    _refuse_whole_family([*key.allowed_source_ips, cidr], limits, "cidr")
     rec.record(ev.SourceSubnetAllowed, name=key.name, key_id=key.key_id, cidr=cidr)
 
 

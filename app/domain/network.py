@@ -44,6 +44,22 @@ def canonical_subnet(text: str, *, allow_any: bool = False) -> str:
     return canonical
 
 
+def whole_family_covered(subnets: Iterable[str]) -> str | None:
+    """``0.0.0.0/0`` or ``::/0`` when ``subnets`` (canonical CIDRs) together cover every
+    address of that family (``0.0.0.0/1`` with ``128.0.0.0/1``), else None: the same
+    "no restriction while looking like one" that ``canonical_subnet`` refuses alone.
+
+    IPv4-mapped IPv6 subnets are refused by ``canonical_subnet``, so IPv6 subnets never
+    cover IPv4 clients (which are matched as IPv4)."""
+    networks = [ipaddress.ip_network(subnet) for subnet in subnets]
+    for version, everything in ((4, "0.0.0.0/0"), (6, "::/0")):
+        family = [n for n in networks if n.version == version]
+        collapsed = list(ipaddress.collapse_addresses(family))  # type: ignore[type-var]
+        if [str(n) for n in collapsed] == [everything]:
+            return everything
+    return None
+
+
 def _is_v4(address: str) -> bool:
     return ":" not in address
 

@@ -9,8 +9,12 @@ everything but the Unicode categories Cc (controls: C0, DEL, C1), Cf (format:
 bidirectional marks, embeddings, overrides and isolates, zero-width characters,
 soft hyphen, tag characters...), Cs (surrogates), Co (private use), Cn (unassigned),
 Zl and Zp (line and paragraph separators) and Zs other than the ASCII space (no-break
-and other invisible-width spaces). One rule, from the standard library's Unicode
-database, for every field (docs/audit.md).
+and other invisible-width spaces), nor any Default_Ignorable_Code_Point character
+(drawn as nothing although ``isprintable`` accepts some: HANGUL FILLER U+3164,
+variation selectors U+FE00-FE0F, COMBINING GRAPHEME JOINER U+034F, Mongolian free
+variation selectors...; the property comes from the ``regex`` package's Unicode data).
+One rule for every field (docs/audit.md). Combining accents are not ignorable and
+stay accepted.
 
 Values a user supplied appear in system-log sentences through ``quoted``: a JSON
 string literal, so a value can never end the sentence it is quoted in.
@@ -21,14 +25,21 @@ from __future__ import annotations
 import json
 import unicodedata
 
+import regex
+
 #: ``json.dumps(value, ensure_ascii=False)`` for a string, without a new encoder per call.
 _json_string = json.JSONEncoder(ensure_ascii=False).encode
 
 
+#: Characters Unicode says to draw as nothing (DerivedCoreProperties.txt).
+IGNORABLE = regex.compile(r"\p{Default_Ignorable_Code_Point}")
+
+
 def first_unprintable(text: str) -> tuple[int, str] | None:
     """Position and character of the first character a text field may not hold."""
+    ignorable = IGNORABLE.search(text)
     for position, char in enumerate(text):
-        if not char.isprintable():
+        if not char.isprintable() or (ignorable is not None and position == ignorable.start()):
             return position, char
     return None
 
@@ -51,15 +62,32 @@ def unprintable_reason(text: str) -> str | None:
     )
 
 
+def not_nfkc_reason(text: str) -> str | None:
+    """Why ``text`` is refused where compatibility forms must not pass for plain ones
+    (e-mails: ``own\\uff21@example.com`` beside ``ownA@example.com``), or None when ``text``
+    is already in Unicode NFKC form."""
+    normal = unicodedata.normalize("NFKC", text)
+    if normal == text:
+        return None
+    position, char = next((i, c) for i, c in enumerate(text) if c != normal[i : i + 1])
+    return (
+        "must be in Unicode NFKC form: no compatibility characters such as fullwidth "
+        f"letters (found {describe(char)} at position {position + 1})"
+    )
+
+
 def quoted(value: str) -> str:
     """``value`` as a JSON string literal: between double quotes, ``"`` and ``\\`` escaped.
 
-    Every character that is not printable (see the module docstring) is escaped as
+    Every character that is not printable or is default-ignorable (see the module
+    docstring) is escaped as
     JSON escapes it (``\\u001b``, ``\\n``, ``\\u202e``, surrogate pairs above U+FFFF), so
     the result holds no control or format character even for a value recorded before
     such characters were refused; ``json.loads`` gives back the value.
     """
     literal = _json_string(value)
-    if literal.isprintable():
+    if literal.isprintable() and IGNORABLE.search(literal) is None:
         return literal
-    return "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in literal)
+    return "".join(
+        c if c.isprintable() and not IGNORABLE.match(c) else json.dumps(c)[1:-1] for c in literal
+    )

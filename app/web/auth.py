@@ -32,6 +32,7 @@ from keyledger.domain.events import Actor
 from keyledger.domain.mapper import format_time
 from keyledger.observability.logs import redact_keys
 from keyledger.observability.observer import IGNORE, Observer
+from keyledger.policies import previous_secret_read_only
 from keyledger.web import console
 from keyledger.web.errors import error_response, forbidden, unauthenticated
 
@@ -168,6 +169,8 @@ def denial(result: AuthResult, method: str, path: str) -> Response:
             "too_many_requests",
             headers={"Retry-After": str(result.retry_after or 60)},
         )
+    if decision.policy == previous_secret_read_only.NAME:
+        return error_response(403, decision.reason, "previous_secret_read_only")
     return unauthenticated() if decision.status == 401 else forbidden()
 
 

@@ -7,10 +7,12 @@ from typing import Any
 from flask import Response, current_app, json, jsonify
 from flask_smorest import Blueprint as SmorestBlueprint
 from flask_smorest import abort
-from webargs.flaskparser import FlaskParser
+from marshmallow import missing
+from webargs.flaskparser import FlaskParser, is_json_request
 
 from keyledger.bootstrap import Container
 from keyledger.service import NOT_IN_EFFECT, Ledger, Outcome
+from keyledger.web.jsonbody import DuplicateKey, strict_loads
 
 NOT_IN_EFFECT_HEADERS = {"Keyledger-Change": "recorded; not yet in effect"}
 
@@ -23,8 +25,16 @@ class Parser(FlaskParser):
         # RecursionError (deep nesting), which webargs lets through as a 500.
         try:
             return super().load_json(req, schema)
+        except DuplicateKey as exc:
+            abort(400, messages={"json": [str(exc)]})
         except (ValueError, RecursionError):
             abort(400, messages={"json": ["Invalid JSON body."]})
+
+    def _raw_load_json(self, req: Any) -> Any:
+        """webargs' own parse, with duplicate keys refused (``jsonbody``)."""
+        if not is_json_request(req):
+            return missing
+        return strict_loads(req.get_data(cache=True))
 
 
 class Blueprint(SmorestBlueprint):

@@ -18,6 +18,7 @@ from keyledger.web import auth, console, durability, errors, idempotency, scanni
 from keyledger.web.audit import audit_blp
 from keyledger.web.blueprint import Blueprint
 from keyledger.web.forward import ForwardAuthFastPath, forward_blp
+from keyledger.web.jsonbody import StrictJSONProvider
 from keyledger.web.proxies import TrustedProxyFix
 from keyledger.web.scanning import scanning_blp
 from keyledger.web.schemas import ErrorSchema
@@ -62,6 +63,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # No static folder: Flask's default one would be a public route serving whatever
     # files sit beside the package. Public files get their own blueprint, deliberately.
     app = Flask("keyledger", static_folder=None)
+    app.json = StrictJSONProvider(app)  # a duplicate key in a body is a 400 (jsonbody)
     app.config.update(
         API_TITLE="keyledger",
         API_VERSION="v1",

@@ -9,23 +9,25 @@ Checks, in order, each refusing with nothing changed: 404 (not configured), 413
 (body over 1 MiB), 401 (missing or bad signature), 400 (not GitHub's JSON array of
 ``{"token", "type", "url", "source"}``), 413 (over 1,000 tokens). Then every token
 is handled (``app.leaks``) and the answer is GitHub's optional response format,
-one entry per reported token, never echoing a token.
+one entry per reported token, never echoing a token. The same signed body again
+within an hour gets the stored answer without any hashing (``adapters.scanreplay``).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from keyledger.adapters.scanreplay import ReportAnswers, body_digest
 from keyledger.authn.github import GitHubSignatures, KeysFileError
 from keyledger.config import ConfigError
 from keyledger.leaks import Finding, LeakReports
 from keyledger.web import schemas as s
 from keyledger.web.blueprint import Blueprint, container
 from keyledger.web.errors import error_response
+from keyledger.web.jsonbody import DuplicateKey, strict_loads
 
 scanning_blp = Blueprint(
     "secret_scanning",
@@ -135,7 +137,9 @@ def github() -> Any:
     if wrong is not None:
         return error_response(401, wrong, "invalid_signature")
     try:
-        report = json.loads(body)
+        report = strict_loads(body)
+    except DuplicateKey as exc:
+        return error_response(400, f"the body is not a report: {exc}")
     except (ValueError, RecursionError):
         return error_response(400, "the body is not JSON")
     if isinstance(report, list) and len(report) > MAX_TOKENS:
@@ -144,6 +148,12 @@ def github() -> Any:
     if problem is not None:
         return error_response(400, f"invalid report: {problem}")
     built = container()
+    answers, digest = ReportAnswers(built.redis, built.keyspace), body_digest(body)
+    replayed = answers.answered(digest)
+    if replayed is not None:  # the same signed body again: no hashing (app.adapters.scanreplay)
+        return jsonify(replayed)
     reports = LeakReports(built.ledger, built.authenticator.lookup, built.hasher)
     verdicts = reports.handle([Finding(item["token"], item.get("url") or "") for item in report])
-    return jsonify([verdict.as_json() for verdict in verdicts])
+    answer = [verdict.as_json() for verdict in verdicts]
+    answers.remember(digest, answer)
+    return jsonify(answer)

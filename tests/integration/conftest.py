@@ -53,12 +53,13 @@ def module_container(redis_url: str) -> Iterator[Container]:
 
 
 def unlimited(settings: Settings) -> Settings:
-    """``settings`` without rate limit, change budget, failure throttle or verification
+    """``settings`` without rate limit, change and revocation budgets, failure throttle or verification
     ceiling (tests that send many requests)."""
     return dataclasses.replace(
         settings,
         rate_limit_per_minute=0,
         changes_per_minute=0,
+        revocations_per_minute=0,
         throttle=ThrottleLimits(
             failures_per_source=0,
             failures_per_source_and_key=0,

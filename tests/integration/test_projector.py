@@ -15,7 +15,7 @@ def snapshot(client: redis.Redis, namespace: str) -> dict[str, object]:
     state: dict[str, object] = {}
     for key in sorted(client.scan_iter(match=f"{namespace}:*")):
         kind = client.type(key)
-        if key.endswith((":log", ":events", ":head")):
+        if key.endswith((":log", ":events", ":head", ":logged")):  # written by the append
             continue
         if kind == "hash":
             state[key] = client.hgetall(key)

@@ -86,6 +86,7 @@ def test_default_policies_cover_every_condition() -> None:
         "api_enabled",
         "secret_key_valid",
         "previous_secret_in_grace",
+        "previous_secret_read_only",
         "same_account",
         "key_enabled",
         "key_not_expired",

@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keyledger.domain.text import describe, first_unprintable, quoted, unprintable_reason
+from keyledger.domain.text import (
+    IGNORABLE,
+    describe,
+    first_unprintable,
+    quoted,
+    unprintable_reason,
+)
 
 #: Every character, surrogates included (a JSON body may carry a lone "\ud800").
 ANY_TEXT = st.text(st.characters(exclude_categories=()))
@@ -23,8 +29,11 @@ ACTIVE = (
 
 
 def refused(char: str) -> bool:
-    return unicodedata.category(char) in {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"} or (
-        unicodedata.category(char) == "Zs" and char != " "
+    """Also Default_Ignorable_Code_Point (second review, finding D: U+3164, U+FE0F...)."""
+    return (
+        unicodedata.category(char) in {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+        or (unicodedata.category(char) == "Zs" and char != " ")
+        or IGNORABLE.match(char) is not None
     )
 
 
