@@ -95,7 +95,7 @@ class Allowance:
     window: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Lease:
     """What one process holds of one account key's window."""
 

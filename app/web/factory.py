@@ -22,6 +22,7 @@ from keyledger.web.proxies import TrustedProxyFix
 from keyledger.web.scanning import scanning_blp
 from keyledger.web.schemas import ErrorSchema
 from keyledger.web.views import account_blp, keys_blp, users_blp
+from keyledger.web.whoami import WhoAmICache
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -96,10 +97,19 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.register(app)
     gate = auth.Gate(
         container.authenticator,
-        RateLimiter(container.redis, container.keyspace, settings.rate_limit_per_minute),
+        RateLimiter(
+            container.redis,
+            container.keyspace,
+            settings.rate_limit_per_minute,
+            capacity=settings.auth_cache_size,
+        ),
         container.last_use,
     )
     app.extensions["keyledger.gate"] = gate
+    bodies = WhoAmICache(settings.auth_cache_size)
+    container.auth_cache.subscribe(bodies.forget)
+    container.last_use.subscribe(bodies.forget)
+    app.extensions["keyledger.whoami"] = bodies
     auth.install(app, gate)
     # Innermost first: the fast path sees the client address the proxy fix established.
     family = FORWARD_AUTH_HEADERS[settings.forward_auth_headers]
