@@ -22,7 +22,7 @@ from keyledger.web.proxies import TrustedProxyFix
 from keyledger.web.scanning import scanning_blp
 from keyledger.web.schemas import ErrorSchema
 from keyledger.web.views import account_blp, keys_blp, users_blp
-from keyledger.web.whoami import WhoAmICache
+from keyledger.web.whoami import WhoAmICache, WhoAmIFastPath
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -114,6 +114,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # Innermost first: the fast path sees the client address the proxy fix established.
     family = FORWARD_AUTH_HEADERS[settings.forward_auth_headers]
     app.wsgi_app = ForwardAuthFastPath(app.wsgi_app, gate, family)  # type: ignore[method-assign]
+    app.wsgi_app = WhoAmIFastPath(app.wsgi_app, gate, container.ledger, bodies)  # type: ignore[method-assign]
     observability.install(app, container, gate)  # metrics, request log, /metrics, /readyz
     if settings.trusted_proxies:
         app.wsgi_app = TrustedProxyFix(  # type: ignore[method-assign]

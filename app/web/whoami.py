@@ -22,6 +22,11 @@ A rendered body is served while all of these hold:
 At most ``capacity`` pairs (``KEYLEDGER_AUTH_CACHE_SIZE``), least recently used
 dropped first; the body holds the account state by a weak reference, so this
 cache never keeps a state alive that the account repository let go.
+
+``WhoAmIFastPath`` answers an admitted ``GET /v1/`` whose body is kept here before
+Flask is involved, as ``ForwardAuthFastPath`` does for forward authentication:
+everything else (denials, errors, a body to render) goes to Flask with the verdict
+already made, so answers are the same either way and nothing is decided twice.
 """
 
 from __future__ import annotations
@@ -35,12 +40,26 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from flask import Response
 
+from keyledger.authn.authenticator import ACCOUNT_KEY_HEADER, SECRET_KEY_HEADER
 from keyledger.domain.account import AccountState
+from keyledger.domain.errors import KeyledgerError
+from keyledger.observability.wsgi import ROUTE_KEY
+from keyledger.service import Ledger
+from keyledger.web.auth import (
+    FAILURE_KEY,
+    VERDICT_KEY,
+    Gate,
+    choose_request_id,
+    expires_header,
+)
+from keyledger.web.console import BROWSER_HEADERS
 
 USES_SECONDS = 1.0
+WHOAMI_PATH = "/v1/"
 Pair = tuple[str, str]
 
 
@@ -131,3 +150,56 @@ class WhoAmICache:
 
     def __len__(self) -> int:
         return len(self._bodies)
+
+
+class WhoAmIFastPath:
+    """Answers an admitted ``GET /v1/`` from its kept body, before Flask (module doc)."""
+
+    def __init__(self, app: Any, gate: Gate, ledger: Ledger, bodies: WhoAmICache):
+        self.app = app
+        self.gate = gate
+        self.ledger = ledger
+        self.bodies = bodies
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") != WHOAMI_PATH or environ.get("REQUEST_METHOD") != "GET":
+            return self.app(environ, start_response)
+
+        def header(name: str) -> str | None:
+            value = environ.get("HTTP_" + name.upper().replace("-", "_"))
+            return value if value is None else str(value)
+
+        source = environ.get("REMOTE_ADDR")
+        try:
+            verdict = self.gate.evaluate(
+                "GET", WHOAMI_PATH, source, header(ACCOUNT_KEY_HEADER), header(SECRET_KEY_HEADER)
+            )
+        except KeyledgerError as exc:
+            environ[FAILURE_KEY] = exc  # Flask renders it (503) without trying again
+            return self.app(environ, start_response)
+        environ[VERDICT_KEY] = verdict
+        principal = verdict.result.principal
+        if not verdict.admitted or principal is None:
+            return self.app(environ, start_response)
+        try:
+            state = self.ledger.state(principal.account_id)
+        except KeyledgerError:
+            return self.app(environ, start_response)  # the view meets it again: 503
+        pair = (principal.account_key_id, principal.secret_key_id)
+        rendered = self.bodies.get(pair, state, self.ledger.clock())
+        if rendered is None:
+            return self.app(environ, start_response)  # the view renders and keeps it
+        body = rendered.before + json.dumps(source).encode() + rendered.after
+        headers = [
+            ("Content-Type", rendered.mimetype),
+            ("Content-Length", str(len(body))),
+            ("X-Request-Id", choose_request_id(header("X-Request-Id"))),
+            ("Cache-Control", "no-store"),
+        ]
+        if verdict.allowance is not None:
+            headers.append(("X-Rate-Limit-Remaining", str(verdict.allowance.remaining)))
+        headers.extend(expires_header(principal).items())
+        headers.extend(BROWSER_HEADERS.items())
+        environ[ROUTE_KEY] = WHOAMI_PATH
+        start_response("200 OK", headers)
+        return [body]

@@ -145,3 +145,87 @@ def test_the_rendered_bodies_are_bounded_by_the_cache_size(
         for tenant in tenants:
             assert whoami(client, tenant)["id"] == tenant.account_id
     assert len(bodies(client)) == 2
+
+
+# -- answered before Flask ---------------------------------------------------------------------
+def calls_to_flask(client: FlaskClient) -> list[str]:
+    """Counts the requests that reach Flask's own WSGI app (past every fast path)."""
+    app = client.application
+    seen: list[str] = []
+    original = app.full_dispatch_request
+
+    def counting() -> Any:
+        seen.append("flask")
+        return original()
+
+    app.full_dispatch_request = counting  # type: ignore[method-assign]
+    return seen
+
+
+def test_a_kept_body_is_answered_before_flask_with_the_same_headers(
+    container: Container, owner: Bootstrapped
+) -> None:
+    client = app_client(container)
+    flask = calls_to_flask(client)
+    headers = {
+        "x-api-key": owner.account_key,
+        "x-api-secret-key": owner.secret_key,
+        "X-Request-Id": "rid-42",
+    }
+    rendered = client.get("/v1/", headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    assert flask == ["flask"]
+    kept = client.get("/v1/", headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    assert flask == ["flask"]  # the second never reached Flask
+    assert kept.status_code == rendered.status_code == 200
+    assert kept.get_data() == rendered.get_data()
+    remaining = int(rendered.headers["X-Rate-Limit-Remaining"])
+    assert int(kept.headers["X-Rate-Limit-Remaining"]) == remaining - 1
+    del kept.headers["X-Rate-Limit-Remaining"], rendered.headers["X-Rate-Limit-Remaining"]
+    assert sorted(kept.headers.items()) == sorted(rendered.headers.items())
+
+
+def test_the_fast_path_keeps_the_rate_limit_and_its_headers(
+    settings: Settings, owner: Bootstrapped
+) -> None:
+    client = app_client(build(dataclasses.replace(settings, rate_limit_per_minute=3)))
+    headers = {"x-api-key": owner.account_key, "x-api-secret-key": owner.secret_key}
+    answers = [client.get("/v1/", headers=headers) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert [a.headers["X-Rate-Limit-Remaining"] for a in answers[:3]] == ["2", "1", "0"]
+    assert 1 <= int(answers[3].headers["Retry-After"]) <= 60
+
+
+def test_refusals_and_redis_failures_are_answered_as_flask_answers_them(
+    container: Container, owner: Bootstrapped
+) -> None:
+    client = app_client(container)
+    good = {"x-api-key": owner.account_key, "x-api-secret-key": owner.secret_key}
+    for _ in range(2):
+        assert client.get("/v1/", headers=good).status_code == 200
+    wrong = {**good, "x-api-secret-key": owner.account_key}
+    refused = client.get("/v1/", headers=wrong)
+    assert refused.status_code == 401 and refused.get_json()["error"]["code"]
+    argon2 = container.hasher.argon2_verifications
+    assert client.get("/v1/", headers={}).status_code == 401
+    assert container.hasher.argon2_verifications == argon2  # decided once, not twice
+    container.ledger.disable_api(owner.account_id, OPERATOR)
+    assert client.get("/v1/", headers=good).status_code == 401
+
+
+def test_a_redis_failure_on_the_fast_path_is_a_503_decided_once(
+    container: Container, owner: Bootstrapped
+) -> None:
+    client = app_client(container)
+    good = {"x-api-key": owner.account_key, "x-api-secret-key": owner.secret_key}
+    gate = client.application.extensions["keyledger.gate"]
+    calls: list[int] = []
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        from keyledger.domain.errors import StoreUnavailable
+
+        calls.append(1)
+        raise StoreUnavailable("storage unavailable: ConnectionError")
+
+    gate.authenticator.authenticate = failing
+    answer = client.get("/v1/", headers=good)
+    assert answer.status_code == 503 and calls == [1]
