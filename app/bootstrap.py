@@ -62,8 +62,9 @@ def build(settings: Settings, clock: Clock = utcnow) -> Container:
         topology=topology,
         durability=Durability(settings.min_replicas, settings.replica_wait_ms),
     )
-    hasher = KeyHasher()
-    cache = AuthCache(topology, keyspace.invalidations())
+    # A key pair is two verified keys (its account key is shared by the account's pairs).
+    hasher = KeyHasher(cache_size=2 * settings.auth_cache_size)
+    cache = AuthCache(topology, keyspace.invalidations(), capacity=settings.auth_cache_size)
     cache.subscribe(store.forget)
     ledger = Ledger(
         store,

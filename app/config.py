@@ -94,6 +94,9 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     log_level: str = "INFO"
     rate_limit_per_minute: int = 400
+    #: Key pairs each web process keeps in memory (records, verified secrets, rate-limit
+    #: leases), least recently used dropped first; see README "Configuration".
+    auth_cache_size: int = 100_000
     #: Changes an account may record through the API per minute (0: no budget).
     changes_per_minute: int = 100
     #: Revocations (``domain.revocations``) an account may record per minute, on their
@@ -132,6 +135,8 @@ class Settings:
             raise ConfigError("KEYLEDGER_PARTITION_TAGS must be 'spread' or 'legacy'")
         if self.rate_limit_per_minute < 0:
             raise ConfigError("KEYLEDGER_RATE_LIMIT_PER_MINUTE must be 0 (off) or more")
+        if not 1 <= self.auth_cache_size <= 100_000_000:
+            raise ConfigError("KEYLEDGER_AUTH_CACHE_SIZE must be between 1 and 100000000")
         if self.changes_per_minute < 0:
             raise ConfigError("KEYLEDGER_CHANGES_PER_MINUTE must be 0 (off) or more")
         if self.revocations_per_minute < 0:
@@ -193,6 +198,7 @@ class Settings:
                 "rate_limit_per_minute": int(env.get("KEYLEDGER_RATE_LIMIT_PER_MINUTE", "400")),
                 "changes_per_minute": int(env.get("KEYLEDGER_CHANGES_PER_MINUTE", "100")),
                 "revocations_per_minute": int(env.get("KEYLEDGER_REVOCATIONS_PER_MINUTE", "100")),
+                "auth_cache_size": int(env.get("KEYLEDGER_AUTH_CACHE_SIZE", "100000")),
                 "last_used_flush_seconds": float(
                     env.get("KEYLEDGER_LAST_USED_FLUSH_SECONDS", "30")
                 ),

@@ -73,6 +73,8 @@ class AuthCache:
     def __init__(
         self, topology: Topology, channel: str, capacity: int = 100_000, retry_after: float = 1.0
     ):
+        """``capacity``: key pairs kept (``KEYLEDGER_AUTH_CACHE_SIZE``); past it the least
+        recently used pair is dropped, and its next request reads Redis again."""
         self.topology = topology
         self.channel = channel
         self.capacity = capacity
@@ -282,8 +284,12 @@ class AuthCache:
             if entry is None:
                 self.misses += 1
                 return None
+            self._entries.move_to_end(pair)  # least recently used are dropped first
             self.hits += 1
             return entry[0]
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def put(self, pair: Pair, found: Lookup, epoch: int) -> None:
         """Remember a complete lookup read at ``epoch`` (both keys, account and user found).

@@ -75,7 +75,12 @@ class LastUseRecorder:
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._stop = threading.Event()
+        self._listeners: list[Callable[[], None]] = []
         self.flushes = 0
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Also tell ``listener`` after each write (whoever shows last uses re-reads them)."""
+        self._listeners.append(listener)
 
     def note(self, key_ids: Iterable[str], source_ip: str | None) -> None:
         """Remember a use of these keys now (memory only; the flusher writes it)."""
@@ -141,6 +146,8 @@ class LastUseRecorder:
                         self._noted[key_id] = use
             raise
         self.flushes += 1
+        for listener in self._listeners:
+            listener()
         return len(noted)
 
     def _partition(self, key_id: str) -> int | None:

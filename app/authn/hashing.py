@@ -85,6 +85,8 @@ class KeyHasher:
         """The index of the stored hash this process verified the digest's key against."""
         with self._lock:
             remembered = self._verified.get(digest)
+            if remembered is not None:
+                self._verified.move_to_end(digest)  # least recently used is dropped first
         if remembered is not None:
             for index, stored_hash in enumerate(stored_hashes):
                 if hmac.compare_digest(remembered.encode(), stored_hash.encode()):

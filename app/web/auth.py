@@ -51,6 +51,10 @@ PUBLIC_ENDPOINTS = frozenset(
 PUBLIC_ENDPOINTS |= console.PUBLIC_ENDPOINTS
 #: On authenticated responses when the presented credentials stop working at some instant.
 EXPIRES_HEADER = "X-Api-Key-Expires"
+#: Where a verdict made before Flask (a WSGI fast path) waits for Flask to render it, and
+#: where the error it met waits to be answered (503), so that nothing is decided twice.
+VERDICT_KEY = "keyledger.verdict"
+FAILURE_KEY = "keyledger.failure"
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -220,7 +224,11 @@ def install(app: Flask, gate: Gate) -> None:
         request_id()
         if request.endpoint in PUBLIC_ENDPOINTS:
             return None
-        admitted = gate.admit(request.method, request.path)
+        failure = request.environ.get(FAILURE_KEY)
+        if failure is not None:
+            raise failure  # a fast path already tried: answer its error, do not wait again
+        verdict = request.environ.get(VERDICT_KEY)
+        admitted = gate.admit(request.method, request.path, verdict)
         return admitted if isinstance(admitted, Response) else None
 
     app.after_request(stamp)

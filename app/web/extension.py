@@ -57,7 +57,10 @@ class KeyLedger:
         gate = Gate(
             container.authenticator,
             RateLimiter(
-                container.redis, container.keyspace, container.settings.rate_limit_per_minute
+                container.redis,
+                container.keyspace,
+                container.settings.rate_limit_per_minute,
+                capacity=container.settings.auth_cache_size,
             ),
             container.last_use,
         )

@@ -23,6 +23,7 @@ from keyledger.web.proxies import TrustedProxyFix
 from keyledger.web.scanning import scanning_blp
 from keyledger.web.schemas import ErrorSchema
 from keyledger.web.views import account_blp, keys_blp, users_blp
+from keyledger.web.whoami import WhoAmICache, WhoAmIFastPath
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -98,14 +99,24 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.register(app)
     gate = auth.Gate(
         container.authenticator,
-        RateLimiter(container.redis, container.keyspace, settings.rate_limit_per_minute),
+        RateLimiter(
+            container.redis,
+            container.keyspace,
+            settings.rate_limit_per_minute,
+            capacity=settings.auth_cache_size,
+        ),
         container.last_use,
     )
     app.extensions["keyledger.gate"] = gate
+    bodies = WhoAmICache(settings.auth_cache_size)
+    container.auth_cache.subscribe(bodies.forget)
+    container.last_use.subscribe(bodies.forget)
+    app.extensions["keyledger.whoami"] = bodies
     auth.install(app, gate)
     # Innermost first: the fast path sees the client address the proxy fix established.
     family = FORWARD_AUTH_HEADERS[settings.forward_auth_headers]
     app.wsgi_app = ForwardAuthFastPath(app.wsgi_app, gate, family)  # type: ignore[method-assign]
+    app.wsgi_app = WhoAmIFastPath(app.wsgi_app, gate, container.ledger, bodies)  # type: ignore[method-assign]
     observability.install(app, container, gate)  # metrics, request log, /metrics, /readyz
     if settings.trusted_proxies:
         app.wsgi_app = TrustedProxyFix(  # type: ignore[method-assign]

@@ -19,7 +19,13 @@ from keyledger.authn.authenticator import ACCOUNT_KEY_HEADER, SECRET_KEY_HEADER,
 from keyledger.config import FORWARD_AUTH_HEADERS
 from keyledger.domain.errors import KeyledgerError
 from keyledger.domain.paths import AmbiguousPath, decided_path
-from keyledger.web.auth import Gate, choose_request_id, expires_header
+from keyledger.web.auth import (
+    FAILURE_KEY,
+    VERDICT_KEY,
+    Gate,
+    choose_request_id,
+    expires_header,
+)
 from keyledger.web.blueprint import Blueprint
 from keyledger.web.errors import error_response
 
@@ -29,9 +35,6 @@ METHOD = re.compile(r"[A-Z]{1,16}")
 MAX_URI = 8192
 
 
-#: Where a verdict made by ``ForwardAuthFastPath`` waits for the Flask view to render it.
-VERDICT_KEY = "keyledger.forward_verdict"
-FAILURE_KEY = "keyledger.forward_failure"
 CHECK_PATH = "/v1/auth/check"
 Header = Callable[[str], str | None]
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from flask import request
+from flask import Response, current_app, request
 from flask.views import MethodView
 
 from keyledger.domain import commands as cmd
@@ -13,6 +13,7 @@ from keyledger.keyinfo import KeyInfo, key_body, optional_time, use_fields
 from keyledger.web import schemas as s
 from keyledger.web.auth import current_actor, current_principal
 from keyledger.web.blueprint import Blueprint, changed, container, ledger
+from keyledger.web.whoami import Rendered, WhoAmICache, next_change
 
 account_blp = Blueprint("account", __name__, url_prefix="/v1", description="The calling key")
 users_blp = Blueprint("users", __name__, url_prefix="/v1/users", description="Account users")
@@ -59,33 +60,50 @@ def one_key(state: AccountState, name: str) -> dict[str, Any]:
 @account_blp.route("/")
 class WhoAmI(MethodView):
     @account_blp.response(200, s.WhoAmISchema)
-    def get(self) -> dict[str, Any]:
+    def get(self) -> Any:
         """The account and the key making this call."""
         principal = current_principal()
         state = ledger().state(principal.account_id)
-        key = state.key(principal.key_name)
-        owner = state.user(key.user_id)
         now = ledger().clock()
-        used = key_info().uses(state, (key.key_id, principal.account_key_id))
-        previous_ends = state.previous_account_key_expires
-        calling_previous = principal.account_key_id == state.previous_account_key_id
-        return {
-            "account": {
-                "id": state.id,
-                "name": state.name,
-                "key": {
-                    **key_body(state, key, now, used.get(key.key_id)),
-                    "account_name": state.name,
-                    "owner": {"name": owner.name, "email": owner.email},
-                    "http_source_ip": request.remote_addr,
-                },
-                "account_key": {
-                    **use_fields(used.get(principal.account_key_id)),
-                    "expires_timestamp": optional_time(previous_ends) if calling_previous else None,
-                    "previous_key_expires_timestamp": optional_time(previous_ends),
-                },
-            }
+        bodies: WhoAmICache = current_app.extensions["keyledger.whoami"]
+        pair = (principal.account_key_id, principal.secret_key_id)
+        rendered = bodies.get(pair, state, now)
+        if rendered is None:
+            rendered = render_whoami(bodies, pair, state, principal, now)
+        return rendered.response(request.remote_addr)
+
+
+def render_whoami(
+    bodies: WhoAmICache, pair: tuple[str, str], state: AccountState, principal: Any, now: Any
+) -> Rendered:
+    """Render ``GET /v1/`` as the schema dumps it, with the address slot (``web.whoami``)."""
+    key = state.key(principal.key_name)
+    owner = state.user(key.user_id)
+    used = key_info().uses(state, (key.key_id, principal.account_key_id))
+    previous_ends = state.previous_account_key_expires
+    calling_previous = principal.account_key_id == state.previous_account_key_id
+    body = {
+        "account": {
+            "id": state.id,
+            "name": state.name,
+            "key": {
+                **key_body(state, key, now, used.get(key.key_id)),
+                "account_name": state.name,
+                "owner": {"name": owner.name, "email": owner.email},
+                "http_source_ip": bodies.slot,
+            },
+            "account_key": {
+                **use_fields(used.get(principal.account_key_id)),
+                "expires_timestamp": optional_time(previous_ends) if calling_previous else None,
+                "previous_key_expires_timestamp": optional_time(previous_ends),
+            },
         }
+    }
+    response = cast(Response, current_app.json.response(s.WhoAmISchema().dump(body)))
+    valid_until = next_change(now, key.expires, key.previous_expires, previous_ends)
+    return bodies.put(
+        pair, state, valid_until, response.get_data(), response.mimetype or "application/json"
+    )
 
 
 @users_blp.route("")

@@ -21,8 +21,11 @@ import pytest
 from redis.cluster import RedisCluster
 
 from keyledger.adapters.keyspace import Keyspace
+from keyledger.adapters.ratelimit import LEASE_DIVISOR, RateLimiter
+from keyledger.adapters.redis_client import connect
 from keyledger.bootstrap import Container, build
 from keyledger.config import Settings
+from keyledger.domain.tokens import KeyKind, generate
 from tests.e2e.client import ApiClient
 from tests.e2e.cluster import LocalCluster
 from tests.e2e.cluster import Node as ClusterNode
@@ -39,6 +42,7 @@ from tests.e2e.harness import (
 from tests.e2e.test_zz_no_secret_anywhere import needles, redis_dump
 from tests.integration.test_faults import ChaosProjector, history_under_chaos
 from tests.integration.test_projector import snapshot
+from tests.integration.test_rate_limit_leases import hammer
 
 pytestmark = pytest.mark.e2e
 
@@ -249,6 +253,28 @@ def check_limits(owner: ApiClient) -> None:
         statuses.append(owner.post("/v1/users", json=body).status_code)
     assert statuses == [201, 201, 429]
     assert [owner.get("/v1/").status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_rate_limit_leases_hold_the_limit_on_a_cluster(
+    cluster: LocalCluster, cstack: Stack
+) -> None:
+    """Three processes' limiters, each with its own cluster client, hammering one account
+    key: the lease script touches one key (run on its slot's primary), and the window
+    admits no more than the limit (docs/rate-limits.md)."""
+    keyspace = Keyspace(cstack.namespace, PARTITIONS, "spread")
+    limit, processes = 300, 3
+    group = [
+        RateLimiter(connect(cluster.url, timeout=2.0, cluster=True), keyspace, limit)
+        for _ in range(processes)
+    ]
+    key = generate(KeyKind.ACCOUNT, 5).token[5:21]
+
+    seen = in_one_minute(lambda: hammer(group, key, 2, 2.0))
+
+    admitted = [a for a, _, _ in seen if a.allowed]
+    assert limit - processes * (limit // LEASE_DIVISOR) <= len(admitted) <= limit
+    assert any(not a.allowed and 1 <= a.retry_after <= 60 for a, _, _ in seen)
+    assert sum(limiter.calls + limiter.background_calls for limiter in group) < len(admitted)
 
 
 def test_the_flask_extension_authenticates_against_the_cluster(

@@ -36,6 +36,7 @@ from werkzeug.test import TestResponse
 
 from keyledger import create_app
 from keyledger.adapters.authcache import PING_EVERY, PONG_TIMEOUT
+from keyledger.adapters.ratelimit import LEASE_SECONDS
 from keyledger.authn.throttle import ThrottleLimits
 from keyledger.bootstrap import Container
 from keyledger.config import Settings
@@ -320,12 +321,42 @@ def test_a_redis_slower_but_within_the_timeout_still_answers(
 def test_with_the_rate_limit_on_a_warm_cache_does_not_hide_a_slow_redis(
     slow: SlowProxy, settings: Settings, owner: Bootstrapped
 ) -> None:
-    """The rate limit needs one Redis call per request: a stalled Redis is a 503 at once."""
+    """A request the rate limit's lease does not cover asks Redis: a stalled Redis is a
+    503 at once. (A key's first lease in a process covers one request; leases grow
+    with the use: the next test bounds what a grown one can do.)"""
     client = keyledger_client(through(slow, settings, rate_limit_per_minute=1000))
     assert call("forward-auth", client, keys(owner))[0].status_code == 200  # warm cache
     slow.delay = math.inf
     response, elapsed = call("forward-auth", client, keys(owner))
     assert_unavailable(response, elapsed)
+
+
+def test_a_warm_rate_limit_lease_stops_admitting_once_redis_stops(
+    slow: SlowProxy, settings: Settings, owner: Bootstrapped
+) -> None:
+    """A busy key's lease lets a process admit without asking Redis, but never longer
+    than LEASE_SECONDS after Redis last answered (within the README's window for a warm
+    cache): then every request is a 503, and stays one while Redis is stalled."""
+    client = keyledger_client(through(slow, settings, rate_limit_per_minute=100_000))
+    for _ in range(60):  # leases grow with the use: this one now covers many requests
+        assert call("forward-auth", client, keys(owner))[0].status_code == 200
+    slow.delay = math.inf
+    stalled = time.monotonic()
+    statuses: list[int] = []
+    deadline = stalled + LEASE_SECONDS + MARGIN
+    while time.monotonic() < deadline:
+        response, elapsed = call("forward-auth", client, keys(owner))
+        statuses.append(response.status_code)
+        assert response.status_code in {200, 503} and elapsed < BOUND
+        if response.status_code == 503:
+            break
+        time.sleep(0.02)
+    assert statuses[-1] == 503, f"still admitting from the lease: {statuses}"
+    assert 200 in statuses, "the lease was expected to cover the first requests"
+    assert time.monotonic() - stalled < min(LEASE_SECONDS, PING_EVERY + PONG_TIMEOUT) + MARGIN
+    for _ in range(3):
+        response, elapsed = call("forward-auth", client, keys(owner))
+        assert_unavailable(response, elapsed)
 
 
 def test_a_warm_cache_stops_answering_once_redis_stops(

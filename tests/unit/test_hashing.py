@@ -201,6 +201,19 @@ def test_memory_of_successes_is_bounded(stored_hash: str) -> None:
     assert hasher.argon2_verifications == 3
 
 
+def test_the_least_recently_used_success_is_forgotten_first(stored_hash: str) -> None:
+    hasher = KeyHasher(cache_size=2)
+    other_hash, third_hash = hasher.hash(OTHER_TOKEN), hasher.hash("third-token")
+    hasher.verify(stored_hash, TOKEN)
+    hasher.verify(other_hash, OTHER_TOKEN)
+    hasher.verify(stored_hash, TOKEN)  # TOKEN is now the most recently used
+    hasher.verify(third_hash, "third-token")  # so OTHER_TOKEN is the one forgotten
+    hasher.verify(stored_hash, TOKEN)
+    assert hasher.argon2_verifications == 3
+    hasher.verify(other_hash, OTHER_TOKEN)
+    assert hasher.argon2_verifications == 4
+
+
 @pytest.mark.parametrize(
     "parameters",
     [
