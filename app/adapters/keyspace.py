@@ -172,10 +172,11 @@ class Keyspace:
     def idempotency(self, account_id: str, scope: str) -> str:
         return f"{self._account(account_id)}:idem:{scope}"
 
-    def rate_limit(self, account_key_id: str) -> str:
-        """Request counter of an account key in the current minute window."""
+    def rate_limit(self, account_key_id: str, lane: str = "") -> str:
+        """Request counter of an account key in the current minute window (of one lane)."""
         partition = int(account_key_id[:2], 16) % self.partitions
-        return f"{self.tag(partition)}:rl:{account_key_id}"
+        suffix = f":{lane}" if lane else ""
+        return f"{self.tag(partition)}:rl:{account_key_id}{suffix}"
 
     def failures(self, network: str) -> str:
         """Failed authentications from one network (IPv4 /24, IPv6 /48) in this minute."""

@@ -133,10 +133,14 @@ class RateLimiter:
         window_seconds: int = WINDOW_SECONDS,
         background: bool = True,
         monotonic: Callable[[], float] = time.monotonic,
+        lane: str = "",
     ):
         self.client = client
         self.keys = keyspace
         self.per_minute = per_minute
+        #: A second budget of the same account keys, counted apart (``"revocations"``:
+        #: what other requests spend can never block a revocation; ``docs/rate-limits.md``).
+        self.lane = lane
         #: Account keys whose lease this process remembers (least recently used go first).
         self.capacity = capacity
         #: The window's length: 60 (a test may shorten it; the limit is per window).
@@ -254,7 +258,7 @@ class RateLimiter:
         sent = self.monotonic()
         with translated_errors():
             granted, count, ms_left, window = self._lease(
-                keys=[self.keys.rate_limit(account_key_id)],
+                keys=[self.keys.rate_limit(account_key_id, self.lane)],
                 args=[
                     self.per_minute,
                     self.window_seconds,

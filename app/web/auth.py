@@ -30,6 +30,7 @@ from keyledger.authn.authenticator import (
 )
 from keyledger.domain.events import Actor
 from keyledger.domain.mapper import format_time
+from keyledger.domain.revocations import revokes
 from keyledger.observability.logs import redact_keys
 from keyledger.observability.observer import IGNORE, Observer
 from keyledger.policies import previous_secret_read_only
@@ -96,9 +97,15 @@ class Gate:
         authenticator: Authenticator,
         limiter: RateLimiter,
         last_use: LastUseRecorder | None = None,
+        revocations: RateLimiter | None = None,
     ):
         self.authenticator = authenticator
         self.limiter = limiter
+        #: The budget of keyledger's own revocation requests (deleting a key or a user,
+        #: disabling a key): the same limit per account key, counted apart, so that a key
+        #: spending the account key's requests (a Logs Viewer's loop) cannot stop an Owner
+        #: from revoking it. None: revocations share the one budget (the Flask extension).
+        self.revocations = revocations
         #: Told every verdict (metrics, the request log); installed by the entry point.
         self.observer: Observer = IGNORE
         self.last_use = last_use
@@ -110,8 +117,13 @@ class Gate:
         source_ip: str | None,
         account_key: str | None,
         secret_key: str | None,
+        revocation: bool = False,
     ) -> Verdict:
-        """Decide without Flask (the forward-auth fast path uses this directly)."""
+        """Decide without Flask (the forward-auth fast path uses this directly).
+
+        ``revocation``: the request is one of keyledger's own revocations
+        (``keyledger.domain.revocations.revokes``), counted on its own budget.
+        """
         result = self.authenticator.authenticate(
             method=method,
             path=path,
@@ -122,14 +134,21 @@ class Gate:
         principal = result.principal
         if result.allowed and principal is not None and self.last_use is not None:
             self.last_use.note((principal.secret_key_id, principal.account_key_id), source_ip)
-        if not result.allowed or principal is None or not self.limiter.enabled:
+        limiter = self.revocations if revocation and self.revocations else self.limiter
+        if not result.allowed or principal is None or not limiter.enabled:
             verdict = Verdict(result)
         else:
-            verdict = Verdict(result, self.limiter.hit(principal.account_key_id))
+            verdict = Verdict(result, limiter.hit(principal.account_key_id))
         self.observer.decided(verdict)
         return verdict
 
-    def admit(self, method: str, path: str, verdict: Verdict | None = None) -> Principal | Response:
+    def admit(
+        self,
+        method: str,
+        path: str,
+        verdict: Verdict | None = None,
+        revocation: bool = False,
+    ) -> Principal | Response:
         """Decide for the current Flask request (or render ``verdict`` made earlier)."""
         if verdict is None:
             verdict = self.evaluate(
@@ -138,6 +157,7 @@ class Gate:
                 request.remote_addr,
                 request.headers.get(ACCOUNT_KEY_HEADER),
                 request.headers.get(SECRET_KEY_HEADER),
+                revocation,
             )
         result, allowance = verdict.result, verdict.allowance
         if not result.allowed or result.principal is None:
@@ -218,6 +238,15 @@ def stamp(response: Response) -> Response:
     return response
 
 
+def is_revocation() -> bool:
+    """Whether the current request to keyledger's own API asks for a revocation."""
+    if request.method == "DELETE":
+        return revokes(request.method, request.path)
+    if request.method == "PUT":
+        return revokes(request.method, request.path, request.get_json(silent=True))
+    return False
+
+
 def install(app: Flask, gate: Gate) -> None:
     @app.before_request
     def authenticate() -> Response | None:
@@ -228,7 +257,7 @@ def install(app: Flask, gate: Gate) -> None:
         if failure is not None:
             raise failure  # a fast path already tried: answer its error, do not wait again
         verdict = request.environ.get(VERDICT_KEY)
-        admitted = gate.admit(request.method, request.path, verdict)
+        admitted = gate.admit(request.method, request.path, verdict, is_revocation())
         return admitted if isinstance(admitted, Response) else None
 
     app.after_request(stamp)

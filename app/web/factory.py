@@ -106,6 +106,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             capacity=settings.auth_cache_size,
         ),
         container.last_use,
+        revocations=RateLimiter(
+            container.redis,
+            container.keyspace,
+            settings.rate_limit_per_minute,
+            capacity=settings.auth_cache_size,
+            lane="revocations",
+        ),
     )
     app.extensions["keyledger.gate"] = gate
     bodies = WhoAmICache(settings.auth_cache_size)
