@@ -82,7 +82,7 @@ SIZES ?= 1000,10000,100000
 bench-logs: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.logs --sizes $(SIZES)
 
-# Redis memory per account, key and event, and changes per second per primary (README,
+# Redis memory per account, key and event, and changes per second per primary (docs/operators.md,
 # "Running at scale"). make bench-scale SCALE_ARGS="--accounts 1000" for more.
 SCALE_ARGS ?=
 bench-scale: $(STAMP)

@@ -142,5 +142,5 @@ def check_partitions(client: Client, keyspace: Keyspace) -> None:
         raise ConfigError(
             f"KEYLEDGER_PARTITION_TAGS={keyspace.tags} but the data in this Redis was "
             f"written with the {written} partition tags: set KEYLEDGER_PARTITION_TAGS={written} "
-            "(README: Running at scale)"
+            "(docs/operators.md: Running at scale)"
         )

@@ -95,7 +95,7 @@ class Settings:
     log_level: str = "INFO"
     rate_limit_per_minute: int = 400
     #: Key pairs each web process keeps in memory (records, verified secrets, rate-limit
-    #: leases), least recently used dropped first; see README "Configuration".
+    #: leases), least recently used dropped first; see docs/operators.md, "Configuration".
     auth_cache_size: int = 100_000
     #: Changes an account may record through the API per minute (0: no budget).
     changes_per_minute: int = 100

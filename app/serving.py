@@ -1,6 +1,6 @@
 """The web server of ``keyledger serve`` (the Procfile's ``web``): Granian, WSGI interface.
 
-Chosen by measurement (README "Performance", ``python -m bench.servers``): on
+Chosen by measurement (docs/operators.md, "Performance", ``python -m bench.servers``): on
 this 2-core machine the same app answered several times more requests under
 Granian (a Rust HTTP server, keep-alive, 2 worker processes) than under
 gunicorn's sync workers, and more than under gunicorn's threaded workers.

@@ -1,6 +1,6 @@
 """A warm key's GET /v1/ latency while a flood of forged keys (from 240 IPv6 /48s, so only
 the ceiling on failed verifications applies) hits the Procfile's server (2 workers, trusted
-local proxy), for several ceilings side by side (README, "Failed authentications").
+local proxy), for several ceilings side by side (docs/integrators.md, "Failed authentications").
 
 Run with ``.venv/bin/python -m bench.flood 0,2,20,50``. A measurement script: the flood
 client runs on the same cores as the server.

@@ -1,4 +1,4 @@
-"""Figures for the README's capacity model: Redis memory per account, key and event, and
+"""Figures for the capacity model (docs/operators.md): Redis memory per account, key and event, and
 changes per second per primary.
 
 Run with ``make bench-scale``. An embedded Redis configured as in production

@@ -14,7 +14,7 @@ short:
   moment the call was *sent*, so it ends before the window does.
 * **A lease lives at most ``LEASE_SECONDS``** after the call that granted or
   renewed it was sent: a process whose Redis stops answering stops admitting
-  within a second (within the README's "When Redis stops answering" window), and
+  within a second (within the "When Redis stops answering" window of docs/integrators.md), and
   a failed background renewal drops the lease at once.
 * **Leases are sized to the limit and to the use.** A lease is at most a
   sixteenth of what the window has left (``LEASE_DIVISOR``), at most

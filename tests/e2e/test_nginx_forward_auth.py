@@ -7,7 +7,7 @@ nginx (an ``http.server`` thread) echoes the identity headers it received.
 
 ``auth_request`` passes only 2xx, 401 and 403 through; any other status of the
 check becomes a 500. ``KEYLEDGER_LOCATIONS`` below is the configuration the
-README shows: it keeps keyledger's status with ``auth_request_set`` and turns
+docs/integrators.md shows: it keeps keyledger's status with ``auth_request_set`` and turns
 the 500 back into keyledger's 429 (with ``Retry-After``) or 503 in an
 ``error_page`` location. ``test_without_the_error_page_nginx_turns_a_429_into_a_500``
 shows why that is needed.
@@ -74,16 +74,16 @@ def nginx_binary() -> str:
 
 
 def readme_config() -> tuple[str, str]:
-    """The nginx block of the README, as written: its ``upstream`` (for the http block) and
+    """The nginx block of docs/integrators.md, as written: its ``upstream`` (for the http block) and
     its locations (for a server block), with the addresses made placeholders: ``{keyledger}``
     is keyledger's address (host:port), ``{name}`` the upstream's name (one per keyledger
-    here), ``{upstream}`` the protected service's. The README's configuration is what these
+    here), ``{upstream}`` the protected service's. That configuration is what these
     tests run, so the two cannot drift apart."""
-    readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```nginx\n(.*?)```", readme, re.DOTALL)
-    assert len(blocks) == 1, "the README should show exactly one nginx configuration"
+    guide = (ROOT / "docs" / "integrators.md").read_text()
+    blocks = re.findall(r"```nginx\n(.*?)```", guide, re.DOTALL)
+    assert len(blocks) == 1, "docs/integrators.md should show exactly one nginx configuration"
     found = re.fullmatch(r"(.*?\nupstream keyledger \{.*?\n\}\n)(.*)", blocks[0], re.DOTALL)
-    assert found, "the README's nginx block starts with 'upstream keyledger { ... }'"
+    assert found, "the nginx block of docs/integrators.md starts with 'upstream keyledger { ... }'"
     upstream, locations = found.groups()
     assert upstream.count("127.0.0.1:8080") == 1 and locations.count("127.0.0.1:9000") == 1
     assert locations.count("http://keyledger/") == 1
@@ -120,7 +120,7 @@ UNMAPPED_LOCATIONS = r"""
 
 
 def server_block(port: int, locations: str, keyledger: str, upstream: str) -> str:
-    """The README's upstream for ``keyledger``, and a server with ``locations`` using it."""
+    """docs/integrators.md's upstream for ``keyledger``, and a server with ``locations`` using it."""
     name = f"keyledger_{port}"
     body = (
         locations.replace("{keyledger}", keyledger)
@@ -428,7 +428,7 @@ def _read(path: Path) -> str:
 def test_nginx_keeps_its_connections_to_keyledger_alive_and_reuses_them(
     gateway: Gateway, keyledgers: Keyledgers, tenant: Tenant
 ) -> None:
-    """The README's upstream keeps connections open: checks do not each open a new one."""
+    """docs/integrators.md's upstream keeps connections open: checks do not each open a new one."""
     port = int(keyledgers.main.url.rsplit(":", 1)[1])
     headers = keys(tenant.account_key, tenant.secret_key)
     for _ in range(10):
@@ -590,7 +590,7 @@ def test_each_demonstrated_path_trick_is_stopped_at_nginx(
     got, body, reached = through_nginx(gateway, upstream, tenant, holders[role].secret_key, uri)
 
     assert got == status, body
-    if status == 400:  # keyledger's 400, kept by the README's error page
+    if status == 400:  # keyledger's 400, kept by docs/integrators.md's error page
         assert json.loads(body)["error"]["code"] == "invalid_input"
     assert reached == []
 
@@ -704,7 +704,7 @@ def test_url_override_and_forwarding_headers_from_the_client_never_reach_the_ser
 def test_a_client_reaching_keyledger_directly_cannot_claim_an_address(
     keyledgers: Keyledgers, tenant: Tenant, claim: str, path: str
 ) -> None:
-    """keyledger trusts one hop (as the README advises for forward auth) from its default
+    """keyledger trusts one hop (as docs/integrators.md advises for forward auth) from its default
     proxy address, 127.0.0.1: a client connecting from 127.0.0.2 is not that proxy."""
     office = new_holder(tenant, "Owner", allowed=["10.2.5.0/24"])
     headers = {
@@ -779,7 +779,7 @@ def test_a_429_from_keyledger_reaches_the_client_as_a_429_with_retry_after(
 def test_without_the_error_page_nginx_turns_a_429_into_a_500(
     gateway: Gateway, stack: Stack
 ) -> None:
-    """Why the README's configuration keeps keyledger's status: nginx's own behaviour."""
+    """Why docs/integrators.md's configuration keeps keyledger's status: nginx's own behaviour."""
     busy = stack.bootstrap("Busy Unmapped")
     headers = keys(busy.account_key, busy.secret_key)
 

@@ -335,8 +335,9 @@ def test_a_warm_rate_limit_lease_stops_admitting_once_redis_stops(
     slow: SlowProxy, settings: Settings, owner: Bootstrapped
 ) -> None:
     """A busy key's lease lets a process admit without asking Redis, but never longer
-    than LEASE_SECONDS after Redis last answered (within the README's window for a warm
-    cache): then every request is a 503, and stays one while Redis is stalled."""
+    than LEASE_SECONDS after Redis last answered (within the window docs/integrators.md,
+    "When Redis stops answering", states for a warm cache): then every request is a 503,
+    and stays one while Redis is stalled."""
     client = keyledger_client(through(slow, settings, rate_limit_per_minute=100_000))
     for _ in range(60):  # leases grow with the use: this one now covers many requests
         assert call("forward-auth", client, keys(owner))[0].status_code == 200

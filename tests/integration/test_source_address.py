@@ -1,6 +1,6 @@
 """Any direct client could forge its source address; now only a trusted proxy can name one.
 
-Issue 7, finding 2: with ``KEYLEDGER_TRUSTED_PROXIES=1`` (as the README advises for
+Issue 7, finding 2: with ``KEYLEDGER_TRUSTED_PROXIES=1`` (as docs/integrators.md advises for
 forward auth) a key limited to ``10.2.5.0/24`` answered 403 without the header
 and 200 with ``X-Forwarded-For: 10.2.5.7`` (also ``::ffff:a02:507``), on ``/v1/``
 and ``/v1/auth/check``, from any peer; rotating the header also defeated the

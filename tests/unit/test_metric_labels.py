@@ -123,7 +123,8 @@ def test_counts_reach_the_library_only_when_flushed() -> None:
     assert samples(metrics, "keyledger_key_verifications_total") == {(("cache", "miss"),): 1.0}
 
 
-def test_every_metric_keyledger_exports_is_documented_in_the_readme() -> None:
+def test_every_metric_keyledger_exports_is_documented_for_operators() -> None:
+    """In docs/operators.md, "Observing it" (it was the README's section before the split)."""
     from keyledger.observability import collectors
     from tests.unit.test_alert_rules import documented_metrics
 
