@@ -45,20 +45,33 @@ ACCESS_FORMAT = (
 ACCESS_LINE = "[%(asctime)s] pid=<%(process)d> %(message)s"
 
 
+#: Control characters (C0, DEL, C1) written as ``\xNN``: a decoded ``%0A`` in a path
+#: must not start a line of its own in the log (a forged log line).
+ESCAPE_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+
+
+def clean(value: str) -> str:
+    """An access line's value with keys redacted and control characters escaped."""
+    if "kl" in value and KEY_SHAPE.search(value):
+        value = redact_keys(value)
+    return value.translate(ESCAPE_CONTROLS)
+
+
 class RedactKeys(logging.Filter):
-    """Replaces anything shaped like a keyledger key in an access line's values (the path,
-    and the request id, which the client chooses)."""
+    """Makes an access line's values safe to write: anything shaped like a keyledger key is
+    redacted (in the path, and in the request id, which the client chooses), and control
+    characters are escaped (the server hands over the path decoded)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, dict):
-            shaped = {
-                name: redact_keys(value)
+            cleaned = {
+                name: clean(value)
                 for name, value in args.items()
-                if isinstance(value, str) and "kl" in value and KEY_SHAPE.search(value)
+                if isinstance(value, str) and clean(value) != value
             }
-            if shaped:
-                record.args = {**args, **shaped}
+            if cleaned:
+                record.args = {**args, **cleaned}
         return True
 
 

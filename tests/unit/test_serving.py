@@ -90,3 +90,12 @@ def test_a_key_in_any_value_of_an_access_line_is_redacted() -> None:
     )
     serving.RedactKeys().filter(record)
     assert record.getMessage() == "rid=[redacted-key] /v1/"
+
+
+def test_control_characters_in_an_access_lines_values_are_escaped() -> None:
+    """Granian hands over the path decoded: ``%0A`` would start a forged line of its own."""
+    record = access_record("/v1/x\nFORGED keyledger.auth: granted everything\r\x1b[31m")
+    serving.RedactKeys().filter(record)
+    message = record.getMessage()
+    assert "\n" not in message and "\r" not in message and "\x1b" not in message
+    assert message == '"GET /v1/x\\x0aFORGED keyledger.auth: granted everything\\x0d\\x1b[31m"'
