@@ -273,9 +273,15 @@ def report(targets: tuple[Target, ...]) -> int:
                 elif result.test_outcome == TestOutcome.SURVIVED:
                     counts["survived"] += 1
                     mutation = item.mutations[0]
+                    changed = [
+                        line
+                        for line in (result.diff or "").splitlines()
+                        if line[:1] in "-+" and line[:3] not in ("---", "+++")
+                    ]
                     survivors.append(
-                        f"### {path}:{mutation.start_pos[0]} {mutation.operator_name} "
-                        f"#{mutation.occurrence}\n{result.diff}\n"
+                        f"{path}:{mutation.start_pos[0]} {mutation.operator_name}\n"
+                        + "\n".join(changed)
+                        + "\n"
                     )
                 elif result.test_outcome == TestOutcome.INCOMPETENT:
                     counts["incompetent"] += 1

@@ -1,0 +1,35 @@
+"""Failure throttling at its edges: defaults, boundaries and the ceiling's arithmetic (no Redis).
+
+Each test here kills mutants of ``keyledger.authn.throttle`` that the behaviour tests in
+tests/unit/test_throttle.py let through (``make mutate``, docs/mutation.md).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from keyledger.authn.throttle import ThrottleLimits
+from keyledger.config import Settings
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_default_limits_are_the_documented_ones() -> None:
+    documented = {
+        name: int(value)
+        for name, value in re.findall(r"\| `(KEYLEDGER_\w+)` \| `(\d+)` \|", README.read_text())
+    }
+    limits = ThrottleLimits()
+    assert (
+        limits.failures_per_source,
+        limits.failures_per_source_and_key,
+        limits.failures_per_network,
+        limits.failed_verifications_per_second,
+    ) == (
+        documented["KEYLEDGER_AUTH_FAILURES_PER_MINUTE"],
+        documented["KEYLEDGER_AUTH_FAILURES_PER_KEY_MINUTE"],
+        documented["KEYLEDGER_AUTH_FAILURES_PER_NETWORK_MINUTE"],
+        documented["KEYLEDGER_FAILED_VERIFICATIONS_PER_SECOND"],
+    )
+    assert Settings.from_env({"REDIS_URL": "redis://127.0.0.1:1/0"}).throttle == limits
