@@ -31,10 +31,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.layout import FOLDERS, ROOT
+
 BUILD = ROOT / "build" / "mutate"
-#: Where each source folder sits in the installed package (pyproject package-dir).
-LAYOUT = {"app": ".", "policies": "policies", "workers": "workers"}
 
 #: Operators left out, as regular expressions (cosmic-ray's operators-filter): turning
 #: arithmetic into bit operations or back, and ``==``/``<`` into ``is`` (or ``is`` into
@@ -111,17 +110,24 @@ def tree(target: Target) -> Path:
     return BUILD / target.name / "tree"
 
 
+def package_dir(target: Target, folder: str) -> Path:
+    """Where a source folder sits in the target's copy (pyproject package-dir)."""
+    return tree(target).joinpath(*FOLDERS[folder].split("."))
+
+
 def copied(target: Target, source: str) -> Path:
     folder, _, rest = source.partition("/")
-    return tree(target) / "keyledger" / LAYOUT[folder] / rest
+    return package_dir(target, folder) / rest
 
 
 def lay_out_tree(target: Target) -> None:
     """A fresh copy of the package as the wheel installs it (real files: mutated in place)."""
     shutil.rmtree(tree(target), ignore_errors=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for folder, inside_package in LAYOUT.items():
-        shutil.copytree(ROOT / folder, tree(target) / "keyledger" / inside_package, ignore=ignore)
+    for folder in FOLDERS:
+        shutil.copytree(
+            ROOT / folder, package_dir(target, folder), ignore=ignore, dirs_exist_ok=True
+        )
 
 
 def environment(target: Target) -> dict[str, str]:

@@ -7,9 +7,11 @@ policy in turn, so none of them may be able to alter what the next one sees.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 
 import pytest
 
+from keyledger.policies import account_key_valid, same_account
 from keyledger.policies.decision import Decision
 from keyledger.policies.facts import (
     AccountKeyRecord,
@@ -18,6 +20,7 @@ from keyledger.policies.facts import (
     SecretKeyRecord,
     UserRecord,
 )
+from tests.unit.builders import ACCOUNT_KEY, SECRET_KEY, USER, VALID_FACTS, facts
 
 RECORDS = [
     AccountRecord("acc-1", "Acme", True),
@@ -34,3 +37,33 @@ def test_facts_records_and_decisions_cannot_be_changed(record: object) -> None:
     field = dataclasses.fields(record)[0].name  # type: ignore[arg-type]
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(record, field, "changed")
+
+
+# Account ids compare for equality only: a foreign id sorting before or after the
+# account's own ("acc-0001") is refused alike.
+FOREIGN_IDS = ["acc-0000", "acc-0002", "acc-", "acc-00011"]
+
+
+@pytest.mark.parametrize("foreign", FOREIGN_IDS)
+def test_a_secret_key_of_any_other_account_is_refused(foreign: str) -> None:
+    decision = same_account.evaluate(facts(secret_key=replace(SECRET_KEY, account_id=foreign)))
+    assert (decision.allowed, decision.status) == (False, 401)
+
+
+@pytest.mark.parametrize("foreign", FOREIGN_IDS)
+def test_a_user_of_any_other_account_is_refused(foreign: str) -> None:
+    decision = same_account.evaluate(facts(user=replace(USER, account_id=foreign)))
+    assert (decision.allowed, decision.status) == (False, 401)
+
+
+@pytest.mark.parametrize("foreign", FOREIGN_IDS)
+def test_an_account_key_of_any_other_account_is_refused(foreign: str) -> None:
+    decision = account_key_valid.evaluate(
+        facts(account_key=replace(ACCOUNT_KEY, account_id=foreign))
+    )
+    assert (decision.allowed, decision.status) == (False, 401)
+
+
+def test_the_same_account_throughout_is_allowed() -> None:
+    assert same_account.evaluate(VALID_FACTS).allowed
+    assert account_key_valid.evaluate(VALID_FACTS).allowed

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from keyledger.authn.throttle import ThrottleLimits
+from keyledger.authn.throttle import FailureThrottle, Subject, ThrottleLimits
 from keyledger.config import Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -33,3 +33,16 @@ def test_the_default_limits_are_the_documented_ones() -> None:
         documented["KEYLEDGER_FAILED_VERIFICATIONS_PER_SECOND"],
     )
     assert Settings.from_env({"REDIS_URL": "redis://127.0.0.1:1/0"}).throttle == limits
+
+
+def test_a_window_is_counted_on_its_own_even_when_the_clock_steps_back() -> None:
+    # time.time() can step back (NTP); the counts are always those of the window the
+    # clock is in, as the shared counts in Redis are (one key per window).
+    now = [125.0]
+    throttle = FailureThrottle(ThrottleLimits(failures_per_source=2), clock=lambda: now[0])
+    who = Subject.of("10.0.0.1", ())
+    throttle.failed(who)
+    throttle.failed(who)
+    assert throttle.retry_after(who) == 55
+    now[0] = 65.0
+    assert throttle.retry_after(who) is None
