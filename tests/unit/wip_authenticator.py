@@ -138,6 +138,7 @@ def test_key_ids_are_taken_from_anything_shaped_like_a_key() -> None:
     assert _key_ids("klak_" + "a" * 16) == ("a" * 16,)  # 21 characters: just enough
     assert _key_ids("klak_" + "a" * 15) == ()
     assert _key_ids("klak-" + "a" * 30) == ()
+    assert _key_ids("klakx" + "a" * 30) == ()  # the fifth character is "_", no other
     assert _key_ids("klak_0123456789abcdefREST", "klsk_fedcba9876543210REST") == (
         "0123456789abcdef",
         "fedcba9876543210",
@@ -339,3 +340,19 @@ def test_a_shared_tally_past_the_limit_is_429_before_hashing(
     result = world.ask()
     assert (result.decision.status, result.retry_after) == (429, 42)
     assert world.hasher.argon2_verifications == 0
+
+
+def test_a_refusal_of_a_remembered_pair_is_counted_as_costing_no_hash(world: World) -> None:
+    # Only failures that ran argon2 go to the counts every process shares (a Redis trip).
+    assert world.ask().allowed
+    world.lookup.found = replace(
+        world.lookup.found, secret_key=replace(world.lookup.found.secret_key, enabled=False)
+    )
+    world.throttle.calls.clear()
+    result = world.ask()
+    assert (result.decision.policy, result.decision.status) == ("key_enabled", 401)
+    assert world.throttle.calls[-1] == (
+        "failed",
+        (Subject.of(SOURCE, (world.secret_key.key_id,)), False),
+    )
+    assert world.hasher.argon2_verifications == 2

@@ -6,10 +6,13 @@ tests/unit/test_throttle.py let through (``make mutate``, docs/mutation.md).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
-from keyledger.authn.throttle import FailureThrottle, Subject, ThrottleLimits
+import pytest
+
+from keyledger.authn.throttle import FailureThrottle, Subject, Tally, ThrottleLimits
 from keyledger.config import Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -46,3 +49,27 @@ def test_a_window_is_counted_on_its_own_even_when_the_clock_steps_back() -> None
     assert throttle.retry_after(who) == 55
     now[0] = 65.0
     assert throttle.retry_after(who) is None
+
+
+def test_failures_seconds_apart_in_one_minute_add_up() -> None:
+    now = [120.0]
+    throttle = FailureThrottle(ThrottleLimits(failures_per_source=3), clock=lambda: now[0])
+    who = Subject.of("10.0.0.1", ())
+    for _ in range(3):
+        assert throttle.retry_after(who) is None
+        throttle.failed(who)
+        now[0] += 7.5
+    assert throttle.retry_after(who) == 60 - 22  # at 142.5: 37.5 s left, rounded up
+    now[0] = 180.0
+    assert throttle.retry_after(who) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [Subject.of("10.0.0.1", ("k",)), Tally(1, 2, (3,), 4), ThrottleLimits()],
+    ids=lambda v: type(v).__name__,
+)
+def test_what_the_throttle_counts_with_cannot_be_changed(value: object) -> None:
+    # Subjects and tallies pass between the in-memory and the shared counts.
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(value, dataclasses.fields(value)[0].name, 0)  # type: ignore[arg-type]
