@@ -22,7 +22,17 @@ from keyledger.authn.authenticator import (
 from keyledger.authn.hashing import KeyHasher
 from keyledger.authn.throttle import Subject, Tally, Throttle, ThrottleLimits
 from keyledger.domain.tokens import KeyKind, ParsedKey, generate
-from keyledger.policies import account_key_valid, role_permits, secret_key_valid
+from keyledger.policies import (
+    account_key_in_grace,
+    account_key_valid,
+    api_enabled,
+    key_enabled,
+    key_not_expired,
+    previous_secret_in_grace,
+    role_permits,
+    same_account,
+    secret_key_valid,
+)
 from keyledger.policies.facts import AccountKeyRecord, AccountRecord, SecretKeyRecord, UserRecord
 
 NOW = 1_700_000_000.0
@@ -145,12 +155,27 @@ def test_key_ids_are_taken_from_anything_shaped_like_a_key() -> None:
     )
 
 
-def test_a_failure_counts_against_the_key_that_failed_only() -> None:
-    ids = ("account-id", "secret-id")
-    assert _failed_key(account_key_valid.NAME, ids) == ("account-id",)
-    assert _failed_key(secret_key_valid.NAME, ids) == ("secret-id",)
-    assert _failed_key("credentials_present", ids) == ()
-    assert _failed_key(secret_key_valid.NAME, ("account-id",)) == ()
+@pytest.mark.parametrize(
+    ("policy", "counted"),
+    [
+        (account_key_valid.NAME, "account-id"),
+        (account_key_in_grace.NAME, "account-id"),
+        (api_enabled.NAME, "account-id"),
+        (secret_key_valid.NAME, "secret-id"),
+        (previous_secret_in_grace.NAME, "secret-id"),
+        (same_account.NAME, "secret-id"),
+        (key_enabled.NAME, "secret-id"),
+        (key_not_expired.NAME, "secret-id"),
+    ],
+)
+def test_a_failure_counts_against_the_key_that_failed_only(policy: str, counted: str) -> None:
+    assert _failed_key(policy, ("account-id", "secret-id")) == (counted,)
+    assert _failed_key(policy, ("account-id",)) == ()
+
+
+def test_a_failure_before_any_key_was_looked_at_counts_against_no_key() -> None:
+    assert _failed_key("credentials_present", ("account-id", "secret-id")) == ()
+    assert _failed_key(role_permits.NAME, ("account-id", "secret-id")) == ()
 
 
 # -- the order of the steps ----------------------------------------------------------------
