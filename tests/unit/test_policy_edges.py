@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from keyledger.policies import account_key_valid, same_account
+from keyledger.policies import account_key_valid, previous_secret_in_grace, same_account
 from keyledger.policies.decision import Decision
 from keyledger.policies.facts import (
     AccountKeyRecord,
@@ -67,3 +67,12 @@ def test_an_account_key_of_any_other_account_is_refused(foreign: str) -> None:
 def test_the_same_account_throughout_is_allowed() -> None:
     assert same_account.evaluate(VALID_FACTS).allowed
     assert account_key_valid.evaluate(VALID_FACTS).allowed
+
+
+@pytest.mark.parametrize("current", [True, False])
+def test_the_previous_secrets_grace_is_only_asked_about_a_previous_secret(current: bool) -> None:
+    # Without the previous secret presented, another policy decides; this one allows.
+    decision = previous_secret_in_grace.evaluate(
+        facts(secret_key_verified=current, previous_secret_verified=False)
+    )
+    assert decision.allowed

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from keyledger.authn.throttle import FailureThrottle, Subject, Tally, ThrottleLimits
+from keyledger.authn.throttle import FailureThrottle, Subject, Tally, ThrottleLimits, source_group
 from keyledger.config import Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -73,3 +73,35 @@ def test_what_the_throttle_counts_with_cannot_be_changed(value: object) -> None:
     # Subjects and tallies pass between the in-memory and the shared counts.
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(value, dataclasses.fields(value)[0].name, 0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "tally",
+    [
+        Tally(network=240, source=0, pairs=(), retry_after=1),
+        Tally(network=1000, source=0, pairs=(), retry_after=1),
+        Tally(network=0, source=60, pairs=(), retry_after=1),
+        Tally(network=0, source=999, pairs=(), retry_after=1),
+        Tally(network=0, source=0, pairs=(0, 10), retry_after=1),
+        Tally(network=0, source=0, pairs=(50,), retry_after=1),
+    ],
+)
+def test_a_count_at_or_past_any_limit_is_exceeded(tally: Tally) -> None:
+    # Counts from other processes can jump past a limit, not only reach it.
+    assert ThrottleLimits().exceeded(tally)
+
+
+def test_counts_below_every_limit_are_not_exceeded() -> None:
+    assert not ThrottleLimits().exceeded(Tally(239, 59, (9, 9), 1))
+
+
+@pytest.mark.parametrize(
+    ("source", "group"),
+    [
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:db8:1:ffff:ffff:ffff:ffff:ffff", "2001:db8:1:ffff::/64"),
+        ("fe80::1", "fe80::/64"),
+    ],
+)
+def test_an_ipv6_source_is_named_by_its_slash_64(source: str, group: str) -> None:
+    assert source_group(source) == group
