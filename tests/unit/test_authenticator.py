@@ -7,6 +7,7 @@ before these, only the integration tests pinned each step, and some not at all).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field, replace
 
 import pytest
@@ -381,3 +382,11 @@ def test_a_refusal_of_a_remembered_pair_is_counted_as_costing_no_hash(world: Wor
         (Subject.of(SOURCE, (world.secret_key.key_id,)), False),
     )
     assert world.hasher.argon2_verifications == 2
+
+
+def test_the_principal_cannot_be_changed_once_made(world: World) -> None:
+    # It travels from the authenticator to the views and the forward-auth headers.
+    principal = world.ask().principal
+    assert principal is not None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        principal.role = "Owner"  # type: ignore[misc]
