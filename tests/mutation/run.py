@@ -228,6 +228,7 @@ def run_target(target: Target, survivors_only: bool) -> str:
     )
     binaries = Path(sys.executable).parent
     if survivors_only and session.exists():
+        shutil.copyfile(session, BUILD / f"{target.name}.previous.sqlite")
         again = forget_survivors(session)
         note = f"{again} survivors of the last run again"
     else:
@@ -259,15 +260,16 @@ def forget_survivors(session: Path) -> int:
         return db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'").rowcount
 
 
-def report(targets: tuple[Target, ...]) -> int:
-    """Per-file and total kill rates, and every survivor's diff (build/mutate/survivors.txt)."""
+def report(targets: tuple[Target, ...], suffix: str = "") -> int:
+    """Per-file and total kill rates, and every survivor's change (build/mutate/survivors.txt);
+    with ``suffix`` ".previous", those of the sessions before the last ``--survivors``."""
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome
 
     rows: dict[str, Counter[str]] = {}
     survivors: list[str] = []
     for target in targets:
-        session = BUILD / f"{target.name}.sqlite"
+        session = BUILD / f"{target.name}{suffix}.sqlite"
         if not session.exists():
             continue
         with use_db(str(session), WorkDB.Mode.open) as db:
@@ -297,7 +299,7 @@ def report(targets: tuple[Target, ...]) -> int:
                 path = str(Path(item.mutations[0].module_path).relative_to(tree(target)))
                 rows.setdefault(path, Counter())["pending"] += 1
     BUILD.mkdir(parents=True, exist_ok=True)
-    (BUILD / "survivors.txt").write_text("\n".join(survivors))
+    (BUILD / f"survivors{suffix}.txt").write_text("\n".join(survivors))
     header = (
         f"{'file':<48} {'mutants':>7} {'killed':>6} {'survived':>8} {'skipped':>7} {'kill rate':>9}"
     )
@@ -312,7 +314,7 @@ def report(targets: tuple[Target, ...]) -> int:
     print(line("total", total))
     if total["pending"]:
         print(f"{total['pending']} mutants not run yet")
-    print(f"survivors' diffs: {(BUILD / 'survivors.txt').relative_to(ROOT)}")
+    print(f"survivors' changes: {(BUILD / f'survivors{suffix}.txt').relative_to(ROOT)}")
     return 0
 
 
@@ -336,6 +338,11 @@ def main(argv: list[str] | None = None) -> int:
         "--survivors", action="store_true", help="run only the last run's survivors again"
     )
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument(
+        "--previous",
+        action="store_true",
+        help="with --report-only: the table from before the last --survivors run",
+    )
     args = parser.parse_args(argv)
     targets = tuple(t for t in TARGETS if not args.only or t.name in args.only)
     if not args.report_only:
@@ -346,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             for run in runs:
                 print(run.result(), flush=True)
         print(f"mutation run: {time.monotonic() - started:.0f} s wall time")
-    return report(targets)
+    return report(targets, ".previous" if args.previous else "")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,14 @@ from dataclasses import replace
 
 import pytest
 
-from keyledger.policies import account_key_valid, previous_secret_in_grace, same_account
+from keyledger.policies import (
+    account_key_in_grace,
+    account_key_valid,
+    engine,
+    previous_secret_in_grace,
+    same_account,
+    secret_key_valid,
+)
 from keyledger.policies.decision import Decision
 from keyledger.policies.facts import (
     AccountKeyRecord,
@@ -76,3 +83,32 @@ def test_the_previous_secrets_grace_is_only_asked_about_a_previous_secret(curren
         facts(secret_key_verified=current, previous_secret_verified=False)
     )
     assert decision.allowed
+
+
+@pytest.mark.parametrize(("ends_in", "allowed"), [(60.0, True), (0.0, False), (-3600.0, False)])
+def test_a_rotated_account_key_works_until_its_grace_ends_and_never_after(
+    ends_in: float, allowed: bool
+) -> None:
+    now = 1_700_000_000.0
+    decision = account_key_in_grace.evaluate(
+        facts(now=now, account_key=replace(ACCOUNT_KEY, expires_at=now + ends_in))
+    )
+    assert decision.allowed is allowed
+
+
+def test_facts_that_do_not_say_a_key_verified_are_refused() -> None:
+    # Fail closed: a fact left out is a check that did not pass.
+    unstated = AuthFacts(
+        "GET",
+        "/v1/",
+        "10.2.5.7",
+        account_key=ACCOUNT_KEY,
+        account=VALID_FACTS.account,
+        secret_key=SECRET_KEY,
+        user=USER,
+        now=VALID_FACTS.now,
+    )
+    assert engine.evaluate(unstated).policy == account_key_valid.NAME
+    only_account = replace(unstated, account_key_verified=True)
+    assert engine.evaluate(only_account).policy == secret_key_valid.NAME
+    assert engine.evaluate(replace(only_account, secret_key_verified=True)).allowed
