@@ -9,6 +9,7 @@ same request, and the fast path is shown to answer without reaching Flask at all
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 from flask import Flask
@@ -16,8 +17,10 @@ from flask import Flask
 from keyledger import create_app
 from keyledger.bootstrap import build
 from keyledger.config import Settings
+from keyledger.domain.errors import StoreUnavailable
+from keyledger.web.forward import MAX_URI, original_request
 from tests.integration.helpers import Bootstrapped
-from tests.integration.test_forward_paths import without_fast_path
+from tests.integration.test_forward_paths import fast_path_of, without_fast_path
 
 ORIGINAL = {"HTTP_X_ORIGINAL_METHOD": "GET", "HTTP_X_ORIGINAL_URI": "/v1/users"}
 STABLE = ("X-Account-Id", "X-Api-Key-Name", "X-User-Id", "X-User-Role", "Cache-Control")
@@ -150,3 +153,61 @@ def test_the_rate_limit_holds_on_forward_auth_with_the_remaining_header(
     assert remaining == sorted(remaining, reverse=True) and remaining[-1] >= 0
     assert all(r.headers.get("X-User-Role") is None for r in responses if r.status_code == 429)
     assert 1 <= int(responses[-1].headers["Retry-After"]) <= 60
+
+
+def test_without_a_request_id_the_fast_path_makes_one(
+    settings: Settings, owner: Bootstrapped
+) -> None:
+    response = (
+        app_for(settings, 0)
+        .test_client()
+        .get("/v1/auth/check", headers=keys(owner), environ_overrides=ORIGINAL)
+    )
+    assert response.status_code == 200
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-Id"])
+
+
+def test_redis_down_in_the_fast_path_is_a_503_decided_once(
+    settings: Settings, owner: Bootstrapped
+) -> None:
+    app = app_for(settings, 0)
+    fast_path = fast_path_of(app.wsgi_app)
+    calls: list[str] = []
+
+    def unavailable(*args: object) -> None:
+        calls.append("evaluate")
+        raise StoreUnavailable("redis is down")
+
+    fast_path.gate.evaluate = unavailable  # type: ignore[method-assign]
+    response = app.test_client().get(
+        "/v1/auth/check", headers=keys(owner), environ_overrides=ORIGINAL
+    )
+    assert response.status_code == 503
+    assert calls == ["evaluate"]
+
+
+@pytest.mark.parametrize(
+    ("method", "uri", "refused"),
+    [
+        ("GET", "/" + "a" * (MAX_URI - 1), False),
+        ("GET", "/" + "a" * MAX_URI, True),
+        ("get", "/v1/users", True),
+        ("GET;", "/v1/users", True),
+        (None, "/v1/users", True),
+        ("GET", None, True),
+    ],
+)
+def test_the_original_request_headers_are_checked_before_any_decision(
+    method: str | None, uri: str | None, refused: bool
+) -> None:
+    given = {"X-Original-Method": method, "X-Original-URI": uri}
+    parsed = original_request(given.get, ("X-Original-Method", "X-Original-URI"))
+    assert isinstance(parsed, str) is refused
+
+
+def test_the_openapi_document_names_the_original_request_headers(
+    settings: Settings, owner: Bootstrapped
+) -> None:
+    doc = app_for(settings, 0).test_client().get("/v1/openapi.json").get_json()
+    names = {p["name"] for p in doc["paths"]["/v1/auth/check"]["get"]["parameters"]}
+    assert {"X-Original-Method", "X-Original-URI"} <= names

@@ -7,6 +7,7 @@ refusal of ``keyledger.authn.github`` on its own (found by ``make mutate``).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -195,3 +196,32 @@ def test_an_unchanged_file_is_not_read_again(keys_file: Path) -> None:
     signatures = GitHubSignatures(str(keys_file))
     first = signatures.keys()
     assert signatures.keys() is first
+
+
+def test_a_signature_with_characters_outside_base64_is_refused(
+    keys_file: Path, signer: ec.EllipticCurvePrivateKey
+) -> None:
+    # Lenient decoding would drop the junk and verify: only the exact encoding counts.
+    good = sign(signer)
+    refusal = GitHubSignatures(str(keys_file)).verify("k1", good[:8] + "!" + good[8:], BODY)
+    assert refusal is not None and "does not verify" in refusal
+
+
+def test_a_file_replaced_by_an_older_one_is_read_again(
+    keys_file: Path, signer: ec.EllipticCurvePrivateKey, tmp_path: Path
+) -> None:
+    signatures = GitHubSignatures(str(keys_file))
+    newer = ec.generate_private_key(ec.SECP256R1())
+    restored = tmp_path / "restored.json"
+    restored.write_text(document(("k2", pem(newer))))
+    before = os.stat(keys_file).st_mtime_ns - 3_600 * 10**9
+    os.utime(restored, ns=(before, before))  # an older file (a restored backup, cp -p)
+    os.replace(restored, keys_file)
+    assert signatures.verify("k2", sign(newer), BODY) is None
+    assert signatures.verify("k1", sign(signer), BODY) is not None
+
+
+def test_a_key_set_cannot_be_changed_once_read(keys_file: Path) -> None:
+    key_set = GitHubSignatures(str(keys_file))._set
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        key_set.keys = {}  # type: ignore[misc]
