@@ -384,9 +384,19 @@ def test_a_refusal_of_a_remembered_pair_is_counted_as_costing_no_hash(world: Wor
     assert world.hasher.argon2_verifications == 2
 
 
-def test_the_principal_cannot_be_changed_once_made(world: World) -> None:
-    # It travels from the authenticator to the views and the forward-auth headers.
-    principal = world.ask().principal
+def test_the_result_and_its_principal_cannot_be_changed_once_made(world: World) -> None:
+    # They travel from the authenticator to the views and the forward-auth headers.
+    result = world.ask()
+    principal = result.principal
     assert principal is not None
     with pytest.raises(dataclasses.FrozenInstanceError):
         principal.role = "Owner"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.retry_after = None  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("account_key", "secret_key"), [("", "x"), ("x", ""), ("", "")])
+def test_a_missing_header_is_logged_as_missing_not_malformed(
+    world: World, account_key: str, secret_key: str
+) -> None:
+    assert world.ask(account_key, secret_key).decision.reason == "missing key header"
