@@ -12,8 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from keyledger.authn.throttle import FailureThrottle, Subject, Tally, ThrottleLimits, source_group
-from keyledger.config import Settings
+from keyledger.authn.throttle import (
+    FailureThrottle,
+    Subject,
+    Tally,
+    ThrottleLimits,
+    VerificationCeiling,
+    source_group,
+)
+from keyledger.config import ConfigError, Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -105,3 +112,43 @@ def test_counts_below_every_limit_are_not_exceeded() -> None:
 )
 def test_an_ipv6_source_is_named_by_its_slash_64(source: str, group: str) -> None:
     assert source_group(source) == group
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "KEYLEDGER_AUTH_FAILURES_PER_MINUTE",
+        "KEYLEDGER_AUTH_FAILURES_PER_KEY_MINUTE",
+        "KEYLEDGER_AUTH_FAILURES_PER_NETWORK_MINUTE",
+    ],
+)
+def test_a_negative_failure_limit_is_refused(variable: str) -> None:
+    # Before, -60 for the per-source limit silently turned failure counting off.
+    with pytest.raises(ConfigError, match="0 or more"):
+        Settings.from_env({"REDIS_URL": "redis://127.0.0.1:1/0", variable: "-60"})
+
+
+def test_a_key_never_seen_has_no_failures_even_at_a_limit_of_one() -> None:
+    throttle = FailureThrottle(ThrottleLimits(failures_per_source_and_key=1), clock=lambda: 120.0)
+    assert throttle.retry_after(Subject.of("10.0.0.1", ("k1",))) is None
+    throttle.failed(Subject.of("10.0.0.1", ("k1",)))
+    assert throttle.retry_after(Subject.of("10.0.0.1", ("k1",))) is not None
+    assert throttle.retry_after(Subject.of("10.0.0.1", ("k2",))) is None
+
+
+def test_a_ceiling_of_one_asks_to_wait_one_second_at_most() -> None:
+    now = [0.0]
+    ceiling = VerificationCeiling(1, clock=lambda: now[0])
+    assert ceiling.take() is None
+    now[0] = 0.5
+    assert ceiling.take() == 1
+    now[0] = 1.0
+    assert ceiling.take() is None
+
+
+def test_giving_back_returns_exactly_one_token() -> None:
+    ceiling = VerificationCeiling(3, clock=lambda: 0.0)
+    assert [ceiling.take() for _ in range(3)] == [None, None, None]
+    ceiling.give_back()
+    assert ceiling.take() is None
+    assert ceiling.take() == 1
