@@ -17,12 +17,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from keyledger.authn.github import (
-    MAX_KEYS_FILE,
     GitHubSignatures,
     KeysFileError,
     parse_keys,
 )
 
+MIB = 1024 * 1024  # the documented limit of the keys file
 BODY = b'[{"token":"klsk_x","type":"keyledger_secret_key","url":"https://github.com"}]'
 
 
@@ -110,7 +110,7 @@ def test_a_key_that_is_not_ecdsa_p256_is_refused() -> None:
 
 def test_a_file_over_a_mebibyte_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "keys.json"
-    path.write_text(" " * (MAX_KEYS_FILE + 1))
+    path.write_text(" " * (MIB + 1))
     with pytest.raises(KeysFileError, match="larger than 1 MiB"):
         GitHubSignatures(str(path))
 
@@ -120,8 +120,8 @@ def test_a_file_of_exactly_a_mebibyte_is_read(
 ) -> None:
     text = document(("k1", pem(signer)))
     path = tmp_path / "keys.json"
-    path.write_text(text + " " * (MAX_KEYS_FILE - len(text)))
-    assert os.path.getsize(path) == MAX_KEYS_FILE
+    path.write_text(text + " " * (MIB - len(text)))
+    assert os.path.getsize(path) == MIB
     assert list(GitHubSignatures(str(path)).keys()) == ["k1"]
 
 
