@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit install clean bench bench-logs bench-scale system-deps browser-deps
+.PHONY: run test lint typecheck unit install clean bench bench-logs bench-scale system-deps browser-deps mutate
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 1; }
@@ -87,3 +87,12 @@ bench-logs: $(STAMP)
 SCALE_ARGS ?=
 bench-scale: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.scale $(SCALE_ARGS)
+
+# Mutation testing (docs/mutation.md): cosmic-ray over policies/, app/authn/ and
+# app/web/forward.py against the unit and integration tests, in copies under build/mutate
+# (the working tree is never touched), then a kill-rate table. Slow, so not part of
+# `make test`. MUTATE_ARGS="--only throttle", "--survivors" (the last run's survivors
+# again, after adding tests) or "--jobs 1".
+MUTATE_ARGS ?=
+mutate: $(STAMP)
+	nice -n 10 $(BIN)/python -m tests.mutation.run $(MUTATE_ARGS)

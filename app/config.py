@@ -145,6 +145,11 @@ class Settings:
             raise ConfigError("KEYLEDGER_FORWARD_AUTH_HEADERS must be 'original' or 'forwarded'")
         if self.throttle.failed_verifications_per_second < 0:
             raise ConfigError("KEYLEDGER_FAILED_VERIFICATIONS_PER_SECOND must be 0 (off) or more")
+        throttle = self.throttle
+        if min(throttle.failures_per_source, throttle.failures_per_source_and_key) < 0 or (
+            throttle.failures_per_network < 0
+        ):
+            raise ConfigError("KEYLEDGER_AUTH_FAILURES_PER_*MINUTE must be 0 or more")
         if self.trusted_proxies < 0:
             raise ConfigError("KEYLEDGER_TRUSTED_PROXIES must be 0 or more")
         if self.log_format not in LOG_FORMATS:
