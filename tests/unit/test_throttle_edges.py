@@ -22,13 +22,16 @@ from keyledger.authn.throttle import (
 )
 from keyledger.config import ConfigError, Settings
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+#: The configuration table lives in the operators' guide.
+CONFIGURATION = Path(__file__).resolve().parents[2] / "docs" / "operators.md"
 
 
 def test_the_default_limits_are_the_documented_ones() -> None:
     documented = {
         name: int(value)
-        for name, value in re.findall(r"\| `(KEYLEDGER_\w+)` \| `(\d+)` \|", README.read_text())
+        for name, value in re.findall(
+            r"\| `(KEYLEDGER_\w+)` \| `(\d+)` \|", CONFIGURATION.read_text()
+        )
     }
     limits = ThrottleLimits()
     assert (
