@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from keyledger.bootstrap import Container
@@ -37,3 +38,11 @@ def forged(token: str) -> str:
     other = generate(kind, int(token[5:7], 16)).token
     body = token[:21] + other[21:-CHECKSUM_LENGTH]
     return body + checksum(body)
+
+
+def early_in_a_minute(needed: float = 10.0) -> None:
+    """Wait, if need be, until a burst of ``needed`` seconds fits in the current minute: the
+    failure counts live in fixed one-minute windows, and a new window starts from zero."""
+    left = 60.0 - time.time() % 60.0
+    if left < needed:
+        time.sleep(left + 0.05)
