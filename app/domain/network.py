@@ -71,8 +71,12 @@ def _explain(message: str) -> str:
     return "must be a CIDR subnet such as 10.2.5.0/24"
 
 
+@functools.lru_cache(maxsize=4_096)
 def client_address(text: str | None) -> IPAddress | None:
-    """Parse the peer address; IPv4-mapped IPv6 becomes IPv4; scoped or junk is ``None``."""
+    """Parse the peer address; IPv4-mapped IPv6 becomes IPv4; scoped or junk is ``None``.
+
+    Remembered per process for the most recent 4,096 addresses (addresses are immutable):
+    a key with an allow list checks the caller's address at every request."""
     if not text or len(text) > 64 or "%" in text:
         return None
     try:
