@@ -102,9 +102,10 @@ class Gate:
         self.authenticator = authenticator
         self.limiter = limiter
         #: The budget of keyledger's own revocation requests (deleting a key or a user,
-        #: disabling a key): the same limit per account key, counted apart, so that a key
-        #: spending the account key's requests (a Logs Viewer's loop) cannot stop an Owner
-        #: from revoking it. None: revocations share the one budget (the Flask extension).
+        #: disabling a key): the same limit per *secret* key, counted apart, so that neither
+        #: a key spending the account key's requests (a Logs Viewer's loop) nor a key
+        #: spending its own revocations can stop another key's Owner from revoking it.
+        #: None: revocations share the one budget (the Flask extension).
         self.revocations = revocations
         #: Told every verdict (metrics, the request log); installed by the entry point.
         self.observer: Observer = IGNORE
@@ -134,11 +135,15 @@ class Gate:
         principal = result.principal
         if result.allowed and principal is not None and self.last_use is not None:
             self.last_use.note((principal.secret_key_id, principal.account_key_id), source_ip)
-        limiter = self.revocations if revocation and self.revocations else self.limiter
+        lane = revocation and self.revocations is not None
+        limiter = self.revocations if lane and self.revocations else self.limiter
         if not result.allowed or principal is None or not limiter.enabled:
             verdict = Verdict(result)
         else:
-            verdict = Verdict(result, limiter.hit(principal.account_key_id))
+            # Revocations count per secret key: a stolen or runaway key that spends its own
+            # window (even on deletes of keys that do not exist) leaves every other key's.
+            counted = principal.secret_key_id if lane else principal.account_key_id
+            verdict = Verdict(result, limiter.hit(counted))
         self.observer.decided(verdict)
         return verdict
 

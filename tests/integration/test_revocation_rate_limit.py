@@ -133,3 +133,22 @@ def test_revocations_have_a_limit_of_their_own(
     ]
     assert answers == [204] * LIMIT + [429]
     assert client.get("/v1/", headers=owner).status_code == 200  # the other budget is untouched
+
+
+def test_a_key_spending_its_own_revocations_cannot_stop_another_owner_revoking_it(
+    client: FlaskClient, limited: Container, acme: Bootstrapped
+) -> None:
+    """A stolen Owner key deleting keys that do not exist (404s) spent the account key's
+    revocation window, and the real Owner's DELETE of it got 429 (third review): the
+    window is counted per secret key."""
+    stolen = holder(limited, acme, "Owner", "stolen-key-001")
+    thief = keys(acme.account_key, stolen)
+    answers = [
+        client.delete(f"/v1/api-keys/no-such-key-{n:04d}", headers=thief).status_code
+        for n in range(LIMIT + 1)
+    ]
+    assert answers == [404] * LIMIT + [429]
+
+    owner = keys(acme.account_key, acme.secret_key)
+    assert client.delete("/v1/api-keys/stolen-key-001", headers=owner).status_code == 204
+    assert client.get("/v1/", headers=thief).status_code == 401
