@@ -188,7 +188,7 @@ class Upstream:
 
 def start_upstream() -> Upstream:
     seen: list[dict[str, Any]] = []
-    FORWARDED = ("X-Forwarded-For", "X-Real-IP", "X-Forwarded-Host")
+    FORWARDED = ("X-Forwarded-For", "X-Real-IP", "X-Forwarded-Proto")
 
     class Echo(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -671,6 +671,14 @@ REROUTES = (
     "X-Forwarded-Uri",
     "X-Forwarded-Method",
     "X-Forwarded-Prefix",
+    "Forwarded",
+    "X-Forwarded-Host",
+    "X-Forwarded-Port",
+    "X-Forwarded-Server",
+    "X-Forwarded-Scheme",
+    "X-Forwarded-Path",
+    "X-Host",
+    "X-Original-Host",
 )
 
 
@@ -679,13 +687,15 @@ def test_url_override_and_forwarding_headers_from_the_client_never_reach_the_ser
 ) -> None:
     """keyledger decided a Viewer's GET /orders/1: a framework routing on X-Original-URL or
     X-Rewrite-URL must not be told to run /v1/events, and the service sees the address and
-    host nginx saw, not the ones the client claims (second outside review, finding 5)."""
+    scheme nginx saw and no forwarding header the client chose (outside reviews)."""
     headers = {
         **keys(tenant.account_key, holders["Viewer"].secret_key),
         **dict.fromkeys(REROUTES, "/admin/delete-all"),
+        "Forwarded": "for=6.6.6.6;host=evil.example;proto=https",
         "X-Forwarded-For": "10.9.9.9",
         "X-Real-IP": "10.9.9.9",
         "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-Proto": "javascript",
     }
     mark = len(upstream.seen)
 
@@ -695,7 +705,7 @@ def test_url_override_and_forwarding_headers_from_the_client_never_reach_the_ser
     assert not {name.lower() for name in REROUTES} & set(seen["headerNames"])
     assert seen["forwarded"]["X-Forwarded-For"] == "127.0.0.1"
     assert seen["forwarded"]["X-Real-IP"] == "127.0.0.1"
-    assert seen["forwarded"]["X-Forwarded-Host"] not in (None, "evil.example")
+    assert seen["forwarded"]["X-Forwarded-Proto"] == "http"
 
 
 # -- the client's address (issue 7, finding 2) ----------------------------------------------------------
