@@ -56,7 +56,9 @@ def maybe_path(path: str) -> str:
     """The path every listed path is compared with for an exclusion: folded as far as
     any router might fold it (Unicode compatibility forms and case, ``;params``,
     empty and dot segments, trailing dots and spaces, a ``.format`` suffix)."""
-    folded = unicodedata.normalize("NFKC", normalise_path(path)).casefold()
+    # upper() before casefold(): a router that compares in upper case reads the dotless
+    # i (U+0131) as I, which casefold() alone leaves alone.
+    folded = unicodedata.normalize("NFKC", normalise_path(path)).upper().casefold()
     segments: list[str] = []
     for raw in folded.split("/"):
         segment = raw.split(";", 1)[0]

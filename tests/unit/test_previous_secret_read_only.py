@@ -64,3 +64,10 @@ def test_a_previous_secret_keeps_the_rest_of_its_rights(method: str, path: str) 
 def test_the_current_secret_is_not_concerned() -> None:
     current = facts(method="POST", path="/v1/api-keys/ci-key-0001/rotate")
     assert previous_secret_read_only.evaluate(current).allowed
+
+
+@pytest.mark.parametrize("path", ["/v1/ap\u0131-keys", "/V1/AP\u0131-KEYS/x"])
+def test_a_dotless_i_spelling_is_guarded_too(path: str) -> None:
+    """A router comparing in upper case reads U+0131 as I (third outside review): the rule
+    folds as far, so a previous secret cannot reach /v1/api-keys spelled that way."""
+    assert previous_secret_read_only.changes_keys_or_users("POST", path)
