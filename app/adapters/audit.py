@@ -372,29 +372,10 @@ class ChainAuditor:
         self, account: str, report: AuditReport, expected: Head | None
     ) -> list[Link] | None:
         """Walk the account stream and compare its end with the heads; None when broken."""
-        key = self.keys.account_events(account)
         entries = [(s.entry_id, s.record) for s in self.store.iter_account(account)]
         report.accounts += 1
         report.events += len(entries)
-        result = check_account(account, key, entries)
-        if isinstance(result, BrokenLink):
-            report.breaks.append(result)
-            return None
-        head_key = self.keys.account_head(account)
-        try:
-            head = self._stored_head(account)
-        except ValueError:
-            report.breaks.append(
-                BrokenLink(account, None, None, "head", head_key, "the head is malformed")
-            )
-            return None
-        broken = check_head(account, key, head_key, result, head)
-        if broken is None and expected is not None:
-            broken = check_expected(account, key, result, expected)
-        if broken:
-            report.breaks.append(broken)
-            return None
-        return result
+        return self._checked_stream(account, entries, report, expected)
 
     def _missing_from_log(self, account: str, position: int, links: list[Link]) -> BrokenLink:
         return BrokenLink(
