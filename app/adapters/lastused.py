@@ -13,7 +13,6 @@ time backwards. What a process noted is also written when it exits normally
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from keyledger.adapters.keyspace import Keyspace
 from keyledger.adapters.redis_client import REDIS_ERRORS, store_call
 from keyledger.adapters.topology import Client
+from keyledger.exiting import at_exit
 
 log = logging.getLogger("keyledger.lastused")
 
@@ -99,7 +99,7 @@ class LastUseRecorder:
     def _start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="last-use-flush", daemon=True)
         self._thread.start()
-        atexit.register(self.flush_at_exit)
+        at_exit(self.flush_at_exit)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

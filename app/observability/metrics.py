@@ -17,7 +17,6 @@ statuses, partition numbers, projection names).
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
@@ -29,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from keyledger.exiting import at_exit
 
 if TYPE_CHECKING:
     from keyledger.web.auth import Verdict
@@ -196,7 +197,7 @@ class WebMetrics:
                     target=self._flush_forever, name="keyledger-metrics", daemon=True
                 )
                 self._flusher.start()
-                atexit.register(self.flush)
+                at_exit(self.flush)
 
     def _flush_forever(self) -> None:
         while True:

@@ -228,6 +228,19 @@ def test_last_use_appears_after_a_flush(
     assert account_key["lastUsedTimestamp"] is not None
 
 
+def test_a_worker_stopping_gracefully_writes_the_uses_it_noted(
+    stack: Stack, tenant: Tenant, owner: ApiClient
+) -> None:
+    """Granian's workers are forked processes that end with ``os._exit`` (no ``atexit``):
+    the uses noted since the last flush are still written when the server stops."""
+    quiet = stack.start_web("web-never-flushes", KEYLEDGER_LAST_USED_FLUSH_SECONDS="3600")
+    name, secret = new_key(owner, tenant)
+    burst(quiet.client(tenant.account_key, secret), n=8)
+    quiet.stop()
+    shown = owner.api_key(name)
+    assert shown["lastUsedTimestamp"] is not None and shown["lastUsedSourceIp"] == "127.0.0.1"
+
+
 def test_keys_unused_for_days_are_listed_by_the_api_and_the_cli(
     stack: Stack, lifecycle: WebServer, e2e_redis: redis.Redis
 ) -> None:
