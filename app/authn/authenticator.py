@@ -181,8 +181,9 @@ class Authenticator:
         except MalformedKey as exc:
             return base(credentials_problem=f"malformed key: {exc}"), False
         found = self.lookup.fetch(ak.key_id, sk.key_id)
-        if self._remembered(found, ak, sk):
-            return self._verified_facts(base, found, ak, sk), False
+        matched = self._remembered(found, ak, sk)
+        if matched is not None:  # the warm path: both keys verified here before
+            return self._facts(base, found, True, matched), False
         wait = self.throttle.before_hashing(subject)
         if wait is not None:
             return _throttled(wait, "failed verifications throttled before hashing")
@@ -191,13 +192,14 @@ class Authenticator:
             self.throttle.verified()  # a secret matched: not a failed verification
         return facts, True
 
-    def _remembered(self, found: Lookup, ak: ParsedKey, sk: ParsedKey) -> bool:
-        """Both keys verified by this process before: no argon2 will run."""
-        return (
-            found.account_key_hash is not None
-            and self.hasher.remembers((found.account_key_hash,), ak.token)
-            and self.hasher.remembers(_secret_hashes(found), sk.token)
-        )
+    def _remembered(self, found: Lookup, ak: ParsedKey, sk: ParsedKey) -> int | None:
+        """When this process verified both keys before (no argon2 will run): which secret
+        the secret key matched (0: the current one, 1: the previous one); else None."""
+        if found.account_key_hash is None:
+            return None
+        if self.hasher.recall((found.account_key_hash,), ak.token) is None:
+            return None
+        return self.hasher.recall(_secret_hashes(found), sk.token)
 
     def _verify(self, stored_hash: str | None, token: str) -> bool:
         if stored_hash is None:
@@ -213,6 +215,11 @@ class Authenticator:
         # them apart; the secret key is only looked at once the account key passed.
         ak_ok = self._verify(found.account_key_hash, ak.token)
         matched = self._verify_secret(found, sk.token) if ak_ok else None
+        return self._facts(base, found, ak_ok, matched)
+
+    def _facts(
+        self, base: partial[AuthFacts], found: Lookup, ak_ok: bool, matched: int | None
+    ) -> AuthFacts:
         return base(
             account_key=found.account_key,
             account_key_verified=ak_ok,

@@ -98,6 +98,14 @@ class KeyHasher:
         ``stored_hashes``: ``verify_any`` will answer without argon2."""
         return self._remembered(self._digest(token), stored_hashes) is not None
 
+    def recall(self, stored_hashes: tuple[str, ...], token: str) -> int | None:
+        """``verify_any`` answered from memory only: the index of the stored hash this
+        process verified ``token`` against, or None (and nothing counted) when it has not."""
+        index = self._remembered(self._digest(token), stored_hashes)
+        if index is not None:
+            self.observer.key_verified(True)
+        return index
+
     def verify(self, stored_hash: str, token: str) -> bool:
         """True when ``token`` matches ``stored_hash``; argon2 runs once per key and process."""
         return self.verify_any((stored_hash,), token) == 0

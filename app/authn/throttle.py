@@ -142,6 +142,9 @@ class FailureThrottle:
         self._by_source: dict[str, int] = {}
         self._by_pair: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
+        #: A subject with no failure counted passes (every limit above zero): the common
+        #: case is answered without building its tally.
+        self._nothing_counted_passes = not limits.exceeded(Tally(0, 0, (0,), 0))
 
     def _roll(self) -> int:
         now = self.clock()
@@ -166,7 +169,12 @@ class FailureThrottle:
         if not self.limits.counting:
             return None
         with self._lock:
-            tally = self._tally(subject, self._roll())
+            remaining = self._roll()
+            if self._nothing_counted_passes and not (
+                self._by_network or self._by_source or self._by_pair
+            ):
+                return None  # no failure in this window: the tally is all zeros
+            tally = self._tally(subject, remaining)
         return tally.retry_after if self.limits.exceeded(tally) else None
 
     def failed(self, subject: Subject) -> None:

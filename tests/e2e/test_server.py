@@ -57,6 +57,8 @@ def test_sigterm_lets_a_request_in_flight_finish_then_exits(
         assert answers and answers[0].status_code == 202, answers
         assert time.monotonic() - started >= 1.9  # it waited its apply timeout, not cut
         assert web.popen.wait(timeout=STOP_TIMEOUT) == 0
+        # Its access line was queued as it was answered: the stopping worker wrote it.
+        assert any('"POST /v1/users HTTP/1.1" 202' in line for line in web.access_lines())
         with pytest.raises(requests.ConnectionError):
             requests.get(f"{web.url}/healthz", timeout=2)
     finally:

@@ -39,7 +39,7 @@ def _in_a_month() -> str:
     return format_time(datetime.now(UTC) + timedelta(days=30))
 
 
-ACCESS_LINE = re.compile(r' pid=<\d+> rid=(\S*) "[^"]*" (\d{3})$')
+ACCESS_LINE = re.compile(r' pid=<\d+> \S+ rid=(\S*) "[^"]*" (\d{3}) [\d.]+ms$')
 
 
 def play_journey(stack: Stack, tenant: Tenant, web: WebServer) -> list[str]:
@@ -264,6 +264,7 @@ def test_no_request_of_the_session_got_a_server_error(journey_done: list[str]) -
         for line in path.read_text(errors="replace").splitlines()
     ]
     parsed = [m.groups() for line in lines if (m := ACCESS_LINE.search(line))]
+    assert len(parsed) >= 20, "the plain access lines were not found (their format changed?)"
     parsed += [
         (str(entry["request_id"]), str(entry["status"]))
         for line in lines

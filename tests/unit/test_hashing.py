@@ -171,6 +171,23 @@ def test_a_remembered_key_vouches_for_that_key_only_not_for_its_key_id(
     assert not hasher.remembers((stored_hash,), impostor)
 
 
+def test_recall_answers_from_memory_only_and_names_the_hash_matched(
+    hasher: KeyHasher, stored_hash: str
+) -> None:
+    """The warm path asks ``recall``: it never runs argon2, and tells which stored hash
+    (the current secret, or the previous one in a grace) the key was verified against."""
+    previous = hasher.hash(TOKEN)
+    impostor = same_key_id_other_secret(TOKEN)
+    assert hasher.recall((stored_hash, previous), TOKEN) is None
+    assert hasher.argon2_verifications == 0
+    assert hasher.verify_any((stored_hash, previous), TOKEN) == 0
+    assert hasher.recall((stored_hash, previous), TOKEN) == 0
+    assert hasher.recall((previous, stored_hash), TOKEN) == 1
+    assert hasher.recall((previous,), TOKEN) is None  # verified against another hash
+    assert hasher.recall((stored_hash,), impostor) is None
+    assert hasher.argon2_verifications == 1
+
+
 def test_the_memory_of_verified_keys_is_keyed_with_a_per_process_pepper() -> None:
     """What the memory holds (a process's heap, a core dump) must not be an unkeyed
     digest an attacker could compute from a guessed key, nor the same in two processes."""

@@ -1,0 +1,171 @@
+"""The web server's access log: one line per request, written off the request path.
+
+``keyledger serve`` wraps the app in ``AccessLogged`` (plain log format; with
+JSON logs keyledger's request log replaces the access log). Each line holds the
+time, the worker's pid, the client (the peer address, as the server saw it),
+the request id as the client sent it (``-`` when none), the request line
+without its query string, the status and the duration::
+
+    [2026-12-01 00:42:44,622] pid=<8070> 127.0.0.1 rid=- "GET /v1/auth/check HTTP/1.1" 200 0.07ms
+
+Every value a client chooses is made safe to write: anything shaped like a
+keyledger key is redacted, and control characters are escaped (the server
+hands over the path decoded: a ``%0A`` must not forge a line).
+
+Why not the server's own access log (Granian's, through ``logging``): measured on
+the 2-core machine, forward authentication used about 50 us more CPU per
+request with it (the ``logging`` machinery, a lock held across a write and a
+flush for every line) and answered 11,700 req/s against 15,800 without it. Here
+a line is formatted with no lock and queued (``deque.append`` is atomic); one
+thread per process writes what is queued every ``FLUSH_SECONDS``, in writes of
+at most ``PIPE_BUF`` bytes cut at line ends, so that lines of several processes
+sharing one pipe (``keyledger run``, a process manager) never interleave
+mid-line. As with nginx's ``access_log ... buffer= flush=``: a line is written at
+most ``FLUSH_SECONDS`` after its request; what is queued is written when the
+process ends normally (the server's graceful stop included), and a process
+killed outright (SIGKILL) loses at most that interval of lines.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import IO, Any
+
+from keyledger.exiting import at_exit
+from keyledger.observability.logs import KEY_SHAPE, redact_keys
+
+FLUSH_SECONDS = 0.1
+#: Writes up to this size are atomic on a pipe (POSIX PIPE_BUF, 4096 on Linux).
+PIPE_BUF = 4096
+
+#: Control characters (C0, DEL, C1) written as ``\xNN``: a decoded ``%0A`` in a path
+#: must not start a line of its own in the log (a forged log line).
+ESCAPE_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def clean(value: str) -> str:
+    """A value for the access line, with keys redacted and control characters escaped."""
+    if "kl" in value and KEY_SHAPE.search(value):
+        value = redact_keys(value)
+    if CONTROLS.search(value):
+        value = value.translate(ESCAPE_CONTROLS)
+    return value
+
+
+class LineWriter:
+    """Queues whole lines and writes them from one background thread per process."""
+
+    def __init__(self, stream: IO[str] | None = None, interval: float = FLUSH_SECONDS):
+        self.stream = stream
+        self.interval = interval
+        self._pending: collections.deque[str] = collections.deque()
+        self._write_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._writer_pid: int | None = None
+
+    def write(self, line: str) -> None:
+        """Queue one line (ending in a newline); never blocks on the stream."""
+        self._pending.append(line)
+        if self._writer_pid != os.getpid():
+            self._start()
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._writer_pid == os.getpid():
+                return
+            self._writer_pid = os.getpid()
+            threading.Thread(target=self._write_forever, name="access-log", daemon=True).start()
+            at_exit(self.flush)  # a forked Granian worker's too (keyledger.exiting)
+
+    def _write_forever(self) -> None:
+        pid, pause = os.getpid(), threading.Event()
+        while self._writer_pid == pid:
+            pause.wait(self.interval)
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every queued line now, in writes of at most ``PIPE_BUF`` bytes."""
+        with self._write_lock:
+            chunk: list[str] = []
+            size = 0
+            while self._pending:
+                line = self._pending.popleft()
+                length = len(line.encode("utf-8", "replace"))
+                if chunk and size + length > PIPE_BUF:
+                    self._emit("".join(chunk))
+                    chunk, size = [], 0
+                chunk.append(line)
+                size += length
+            if chunk:
+                self._emit("".join(chunk))
+
+    def _emit(self, text: str) -> None:
+        stream = self.stream or sys.stdout
+        try:
+            stream.write(text)
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken stream: as logging does, go on
+            pass
+
+
+class Clock:
+    """The line's time, ``2026-12-01 00:42:44,622`` (local time, as ``logging`` writes it);
+    the part up to the second is formatted once per second."""
+
+    def __init__(self) -> None:
+        self._cached = (-1, "")  # one tuple: threads read a second and its text together
+
+    def __call__(self, now: float) -> str:
+        second = int(now)
+        cached_second, prefix = self._cached
+        if second != cached_second:
+            prefix = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+            self._cached = (second, prefix)
+        return f"{prefix},{int((now - second) * 1000):03d}"
+
+
+class AccessLogged:
+    """WSGI middleware writing one access line per request (see the module's text)."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], writer: LineWriter | None = None):
+        self.app = app
+        self.writer = writer or LineWriter()
+        self.clock = Clock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        started = time.perf_counter()
+        # Read before the app runs: a proxy fix inside may rewrite the client's address.
+        request = (
+            environ.get("REMOTE_ADDR") or "-",
+            environ.get("HTTP_X_REQUEST_ID") or "-",
+            environ.get("REQUEST_METHOD", ""),
+            environ.get("PATH_INFO", ""),
+            environ.get("SERVER_PROTOCOL", ""),
+        )
+        statuses: list[str] = []
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            statuses.append(status)
+            return start_response(status, headers, exc_info)
+
+        try:
+            body = self.app(environ, start)
+        except BaseException:
+            self.writer.write(self.line(request, "500", started))
+            raise
+        self.writer.write(self.line(request, statuses[-1][:3] if statuses else "-", started))
+        return body
+
+    def line(self, request: tuple[str, str, str, str, str], status: str, started: float) -> str:
+        addr, rid, method, path, protocol = request
+        # Cleaned at once: a key cannot span the spaces, quotes and "rid=" between values.
+        told = clean(f'{addr} rid={rid} "{method} {path} {protocol}"')
+        ms = (time.perf_counter() - started) * 1000
+        return f"[{self.clock(time.time())}] pid=<{os.getpid()}> {told} {status} {ms:.2f}ms\n"
