@@ -85,11 +85,17 @@ class KeyHasher:
         """The index of the stored hash this process verified the digest's key against."""
         with self._lock:
             remembered = self._verified.get(digest)
-            if remembered is not None:
-                self._verified.move_to_end(digest)  # least recently used is dropped first
+            if remembered is not None and len(self._verified) * 2 > self._cache_size:
+                # Least recently used is dropped first; below half full nothing is near
+                # being dropped (as in AuthCache.get).
+                self._verified.move_to_end(digest)
         if remembered is not None:
             for index, stored_hash in enumerate(stored_hashes):
-                if hmac.compare_digest(remembered.encode(), stored_hash.encode()):
+                # The same string object when the record is the one verified (the usual
+                # case); else compared in constant time. Neither is the caller's input.
+                if remembered is stored_hash or hmac.compare_digest(
+                    remembered.encode(), stored_hash.encode()
+                ):
                     return index
         return None
 
