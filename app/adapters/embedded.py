@@ -121,10 +121,19 @@ class DataDirLock:
 
 
 class EmbeddedRedis:
-    def __init__(self, data_dir: Path, port: int | None = None, persistent: bool = True):
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        persistent: bool = True,
+        own_process_group: bool = False,
+    ):
+        """``own_process_group``: the server does not get the signals sent to its starter's
+        process group (a terminal's Ctrl-C): the starter stops it after what uses it."""
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.persistent = persistent
+        self.own_process_group = own_process_group
         self.process: subprocess.Popen[bytes] | None = None
         self.lock = DataDirLock(self.data_dir)
 
@@ -162,6 +171,7 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             pass_fds=(self.lock.fd,),  # the server holds the lock as long as it runs
+            process_group=0 if self.own_process_group else None,
         )
         self.lock.record(pid=os.getpid(), redisPid=self.process.pid, url=self.url)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)

@@ -122,7 +122,9 @@ def run(procfile: str) -> None:
     metrics_dir: Path | None = None
     url = ""
     if not os.environ.get("REDIS_URL"):
-        embedded = EmbeddedRedis(EMBEDDED_DATA, port=None, persistent=True)
+        # Its own process group: a Ctrl-C reaches the Procfile's processes, which stop
+        # while Redis still answers; Redis is stopped once they have (below).
+        embedded = EmbeddedRedis(EMBEDDED_DATA, port=None, persistent=True, own_process_group=True)
         try:
             embedded.lock.acquire()
         except DataDirInUse as exc:
@@ -152,6 +154,9 @@ def run(procfile: str) -> None:
             metrics_dir = METRICS_DIR
         bindir = str(Path(sys.executable).parent)
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+        # A closed terminal (SIGHUP) stops everything as Ctrl-C does, Redis last: outside
+        # the terminal's process group, Redis would not be told by the terminal itself.
+        signal.signal(signal.SIGHUP, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
         honcho_main(["start", "-f", procfile])
     finally:
         if metrics_dir is not None:

@@ -39,9 +39,31 @@ def env(port: int) -> dict[str, str]:
     return {**clean, "PORT": str(port), "PYTHONUNBUFFERED": "1"}
 
 
+#: A Procfile process that, told to stop (Ctrl-C reaches it, and honcho's SIGTERM), asks
+#: Redis whether it still answers, as the projector or an RQ worker does while stopping.
+PROBER = """
+import os, signal, sys, time
+import redis
+client = redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=2)
+def stop(*_):
+    time.sleep(0.5)
+    try:
+        print("at stop, Redis answered:", client.ping(), flush=True)
+    except redis.RedisError as exc:
+        print("at stop, Redis was gone:", type(exc).__name__, flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGINT, stop)
+signal.signal(signal.SIGTERM, stop)
+print("prober ready", flush=True)
+time.sleep(600)
+"""
+
+
 def write_procfile(directory: Path) -> None:
     sleeper = f"{sys.executable} -c 'import time; time.sleep(600)'"
-    (directory / "Procfile").write_text(f"sleeper: {sleeper}\n")
+    (directory / "prober.py").write_text(PROBER)
+    prober = f"{sys.executable} prober.py"
+    (directory / "Procfile").write_text(f"sleeper: {sleeper}\nprober: {prober}\n")
 
 
 @dataclass
@@ -253,3 +275,18 @@ def test_a_run_that_stops_early_leaves_an_address_file_it_did_not_write(tmp_path
         assert run_again(tmp_path, taken.getsockname()[1]).returncode == 1
 
     assert address_file.read_text() == "redis://127.0.0.1:6399/0\n"
+
+
+def test_ctrl_c_stops_the_procfiles_processes_while_redis_still_answers(
+    first: Running,
+) -> None:
+    """A terminal's Ctrl-C reaches the whole foreground process group at once. The
+    embedded Redis used to be in it and stop first, so the projector and the RQ worker
+    met a vanished Redis while stopping (warnings, a traceback): Redis stops last now."""
+    wait_for(lambda: "prober ready" in first.log_text(), timeout=TIMEOUT, what="the prober")
+    os.killpg(first.process.pid, signal.SIGINT)  # as a terminal's Ctrl-C
+    first.process.wait(timeout=TIMEOUT)
+    log = first.log_text()
+    assert "at stop, Redis answered: True" in log, log
+    assert redis_servers_on(first.directory / "var" / "redis") == []
+    assert not first.address_file.exists()
