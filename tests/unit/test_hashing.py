@@ -3,6 +3,7 @@ OWASP-parameter hashes still verified, each key verified once per process."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
 import pytest
@@ -307,13 +308,16 @@ def test_non_ascii_stored_hash_is_refused_for_a_remembered_key(
     assert hasher.verify(stored_hash + "\u00e4", TOKEN) is False
 
 
-def test_concurrent_argon2_verifications_are_capped() -> None:
+@pytest.mark.parametrize("cap", [1, 3])
+def test_concurrent_argon2_verifications_are_capped(cap: int) -> None:
+    """The cap given is the cap kept (1 and 3: neither is this machine's core count, the
+    default, so a cap ignored in favour of the default fails here)."""
     import threading
     import time as _time
 
     from keyledger.authn.hashing import KeyHasher as Hasher
 
-    hasher = Hasher(max_concurrent=2)
+    hasher = Hasher(max_concurrent=cap)
     stored = hasher.hash("k" * 70)
     running, peak, lock = [0], [0], threading.Lock()
     real = hasher._hasher
@@ -339,4 +343,11 @@ def test_concurrent_argon2_verifications_are_capped() -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert peak[0] == 2
+    assert peak[0] == cap
+
+
+def test_a_new_hash_holds_a_16_byte_salt_and_a_32_byte_digest(hasher: KeyHasher) -> None:
+    """The stored format docs/hashing.md states (PHC string, unpadded base64 fields)."""
+    fields = hasher.hash(TOKEN).split("$")
+    salt, digest = (base64.b64decode(f + "=" * (-len(f) % 4)) for f in fields[4:6])
+    assert (len(salt), len(digest)) == (16, 32)
