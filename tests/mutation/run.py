@@ -94,7 +94,7 @@ TARGETS = (
     Target(
         "github",
         ("app/authn/github.py",),
-        "tests/unit/test_github_signatures.py tests/integration/test_secret_scanning.py",
+        "tests/unit/test_github_signatures.py tests/integration/scanning/test_secret_scanning.py",
     ),
     Target(
         "forward",

@@ -1,6 +1,6 @@
 """GitHub's secret-scanning signatures, without Redis: the keys document, reloads, verify.
 
-The endpoint's behaviour is tests/integration/test_secret_scanning.py; these pin each
+The endpoint's behaviour is tests/integration/scanning/test_secret_scanning.py; these pin each
 refusal of ``keyledger.authn.github`` on its own (found by ``make mutate``).
 """
 

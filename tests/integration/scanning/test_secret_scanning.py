@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,27 +25,7 @@ from keyledger.domain.tokens import KeyKind, checksum, generate
 from keyledger.web.errors import UNAUTHENTICATED
 from tests.integration.helpers import Bootstrapped
 from tests.integration.lifecycle_helpers import GitHubSigner, report
-
-PATH = "/v1/secret-scanning/github"
-
-
-@pytest.fixture
-def github() -> GitHubSigner:
-    return GitHubSigner()
-
-
-@pytest.fixture
-def container(
-    settings: Settings, redis_client: Any, github: GitHubSigner, tmp_path: Path
-) -> Container:
-    keys = github.write_keys_file(tmp_path / "github-keys.json")
-    return build(dataclasses.replace(settings, secret_scanning_keys=str(keys)))
-
-
-@pytest.fixture
-def client(container: Container) -> Iterator[FlaskClient]:
-    with create_app({"container": container, "TESTING": True}).test_client() as test_client:
-        yield test_client
+from tests.integration.scanning.conftest import PATH
 
 
 def send(client: FlaskClient, github: GitHubSigner, body: bytes, **headers: str) -> Any:

@@ -4,43 +4,18 @@ and the same body replayed 6.6 s again)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
-from keyledger import create_app
 from keyledger.adapters.scanreplay import REPLAY_SECONDS, body_digest
-from keyledger.bootstrap import Container, build
-from keyledger.config import Settings
+from keyledger.bootstrap import Container
 from keyledger.domain.events import OPERATOR
 from tests.integration.helpers import Bootstrapped, forged
 from tests.integration.lifecycle_helpers import GitHubSigner, report
-
-PATH = "/v1/secret-scanning/github"
-
-
-@pytest.fixture
-def github() -> GitHubSigner:
-    return GitHubSigner()
-
-
-@pytest.fixture
-def container(
-    settings: Settings, redis_client: Any, github: GitHubSigner, tmp_path: Path
-) -> Container:
-    keys = github.write_keys_file(tmp_path / "github-keys.json")
-    return build(dataclasses.replace(settings, secret_scanning_keys=str(keys)))
-
-
-@pytest.fixture
-def client(container: Container) -> Iterator[FlaskClient]:
-    with create_app({"container": container, "TESTING": True}).test_client() as test_client:
-        yield test_client
+from tests.integration.scanning.conftest import PATH
 
 
 class Counted:
