@@ -8,6 +8,7 @@ Redis with the same policies.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import re
@@ -69,6 +70,18 @@ def choose_request_id(presented: str | None) -> str:
     # in every forked process) costs a tenth of uuid4's system call on each request. An id
     # names a request; it guards nothing.
     return f"{random.getrandbits(128):032x}"
+
+
+@functools.lru_cache(maxsize=64)
+def environ_key(header: str) -> str:
+    """The WSGI environ's name of a request header (the fast paths read a few, often)."""
+    return "HTTP_" + header.upper().replace("-", "_")
+
+
+def environ_header(environ: dict[str, Any], name: str) -> str | None:
+    """A request header from the WSGI environ, before Flask is involved."""
+    value = environ.get(environ_key(name))
+    return value if value is None else str(value)
 
 
 def request_id() -> str:

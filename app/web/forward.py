@@ -9,6 +9,7 @@ error (fail closed).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,7 @@ from keyledger.web.auth import (
     VERDICT_KEY,
     Gate,
     choose_request_id,
+    environ_header,
     expires_header,
 )
 from keyledger.web.blueprint import Blueprint
@@ -118,9 +120,7 @@ class ForwardAuthFastPath:
         ):
             return self.app(environ, start_response)
 
-        def header(name: str) -> str | None:
-            value = environ.get("HTTP_" + name.upper().replace("-", "_"))
-            return value if value is None else str(value)
+        header = functools.partial(environ_header, environ)
 
         parsed = original_request(header, self.family)
         if isinstance(parsed, str):

@@ -31,6 +31,7 @@ already made, so answers are the same either way and nothing is decided twice.
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import threading
@@ -54,6 +55,7 @@ from keyledger.web.auth import (
     VERDICT_KEY,
     Gate,
     choose_request_id,
+    environ_header,
     expires_header,
 )
 from keyledger.web.console import BROWSER_HEADERS
@@ -165,9 +167,7 @@ class WhoAmIFastPath:
         if environ.get("PATH_INFO") != WHOAMI_PATH or environ.get("REQUEST_METHOD") != "GET":
             return self.app(environ, start_response)
 
-        def header(name: str) -> str | None:
-            value = environ.get("HTTP_" + name.upper().replace("-", "_"))
-            return value if value is None else str(value)
+        header = functools.partial(environ_header, environ)
 
         source = environ.get("REMOTE_ADDR")
         try:
