@@ -27,8 +27,15 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: Loggers of web servers that run keyledger in their workers.
 SERVER_LOGGERS = ("gunicorn.error", "gunicorn.access", "_granian", "granian.access")
-#: Anything shaped like a keyledger key is replaced in logged paths (a client may misplace one).
-KEY_SHAPE = re.compile(r"kl(?:ak|sk)_[0-9A-Za-z]{20,}")
+#: Anything shaped like a keyledger key is replaced in logged paths (a client may misplace one),
+#: its ``_`` also percent-encoded, once or more (``%5F``, ``%255F``: a path encoded twice).
+KEY_SHAPE = re.compile(r"kl(?:ak|sk)(?:_|%(?:25)*5[fF])[0-9A-Za-z]{20,}")
+
+
+#: Characters outside JSON's required escapes that some line readers take as line ends
+#: (or that a terminal acts on): DEL, the C1 controls, U+2028 and U+2029.
+LINE_BREAKERS = re.compile("[\x7f-\x9f\u2028\u2029]")
+ESCAPE_LINE_BREAKERS = {c: f"\\u{c:04x}" for c in [*range(0x7F, 0xA0), 0x2028, 0x2029]}
 
 
 def redact_keys(text: str) -> str:
@@ -59,7 +66,12 @@ class JsonFormatter(logging.Formatter):
             line["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             line["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+        text = json.dumps(line, default=str, ensure_ascii=False)
+        # json escapes only what JSON requires (below U+0020); line readers also break at
+        # C1 controls (NEL) and U+2028/U+2029 (str.splitlines does): escape those too.
+        if LINE_BREAKERS.search(text):
+            text = text.translate(ESCAPE_LINE_BREAKERS)
+        return text
 
 
 def formatter(log_format: str) -> logging.Formatter:

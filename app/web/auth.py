@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import random
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,10 +66,9 @@ def choose_request_id(presented: str | None) -> str:
     """The client's X-Request-Id when it is a sane token, else a new one."""
     if presented and REQUEST_ID.fullmatch(presented):
         return presented
-    # 128 random bits as 32 hex digits, as a uuid4's hex: the module's generator (reseeded
-    # in every forked process) costs a tenth of uuid4's system call on each request. An id
-    # names a request; it guards nothing.
-    return f"{random.getrandbits(128):032x}"
+    # 128 random bits as 32 hex digits, as uuid4().hex gave, for a quarter of its cost. From
+    # the system's generator: an id guards nothing, but nobody can tell the next one either.
+    return os.urandom(16).hex()
 
 
 @functools.lru_cache(maxsize=64)

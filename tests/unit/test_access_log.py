@@ -29,33 +29,49 @@ def environ(path: str = "/v1/", **extra: str) -> dict[str, Any]:
     }
 
 
-def answering(status: str) -> Callable[..., Iterable[bytes]]:
+def answering(status: str, rid: str | None = None) -> Callable[..., Iterable[bytes]]:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        start_response(status, [("Content-Length", "0")])
+        headers = [("Content-Length", "0")]
+        if rid is not None:
+            headers.append(("X-Request-Id", rid))
+        start_response(status, headers)
         return [b""]
 
     return app
 
 
-def served(env: dict[str, Any], status: str = "200 OK") -> str:
+def served(env: dict[str, Any], status: str = "200 OK", rid: str | None = None) -> str:
     stream = io.StringIO()
     writer = LineWriter(stream)
-    body = AccessLogged(answering(status), writer)(env, lambda *a: None)
+    body = AccessLogged(answering(status, rid), writer)(env, lambda *a: None)
     assert list(body) == [b""]
     writer.flush()
     return stream.getvalue()
 
 
 def test_one_line_per_request_names_client_request_and_status() -> None:
-    line = served(environ("/v1/api-keys", HTTP_X_REQUEST_ID="req-1"), "404 NOT FOUND")
+    line = served(environ("/v1/api-keys", HTTP_X_REQUEST_ID="req-1"), "404 NOT FOUND", "req-1")
     match = LINE.fullmatch(line)
     assert match is not None, line
     assert match.groups() == ("198.51.100.7", "req-1", "GET /v1/api-keys HTTP/1.1", "404")
 
 
-def test_a_request_without_an_id_is_written_with_a_dash() -> None:
-    match = LINE.fullmatch(served(environ()))
+def test_a_response_without_an_id_is_written_with_a_dash() -> None:
+    match = LINE.fullmatch(served(environ(HTTP_X_REQUEST_ID="req-2")))
     assert match is not None and match.group(2) == "-"
+
+
+def test_the_id_written_is_the_responses_never_the_raw_header() -> None:
+    """The client's header is only echoed when it is a sane token; anything else (a key,
+    a forged line, 300 KB) is replaced in the response, and the line shows that id
+    (outside review of the access log, finding 1)."""
+    token = generate(KeyKind.ACCOUNT, 3).token
+    forged = '- "DELETE /v1/api-keys/victim HTTP/1.1" 204 0.10ms\n' * 3000
+    for sent in (token, forged):
+        line = served(environ(HTTP_X_REQUEST_ID=sent), rid="0123abcd" * 4)
+        match = LINE.fullmatch(line)
+        assert match is not None and match.group(2) == "0123abcd" * 4
+        assert token not in line and "DELETE" not in line
 
 
 def test_a_key_in_the_path_is_redacted() -> None:
@@ -70,11 +86,37 @@ def test_a_path_that_only_looks_like_a_key_is_left_alone() -> None:
     )
 
 
-def test_a_key_in_the_request_id_is_redacted() -> None:
-    """The request id is the client's to choose (second outside review, finding 6)."""
-    token = generate(KeyKind.ACCOUNT, 3).token
-    line = served(environ(HTTP_X_REQUEST_ID=token))
-    assert token not in line and "rid=[redacted-key] " in line
+def test_a_key_encoded_twice_in_the_path_is_redacted() -> None:
+    """A client or proxy that percent-encodes twice leaves ``%5F`` for the ``_`` once the
+    server decoded the path (outside review of the access log, finding 4)."""
+    token = generate(KeyKind.SECRET, 3).token
+    for spelled in (token.replace("_", "%5F"), token.replace("_", "%255f")):
+        line = served(environ(f"/v1/api-keys/{spelled}"))
+        assert spelled[8:] not in line and "/v1/api-keys/[redacted-key] " in line
+
+
+def test_quotes_in_a_path_cannot_end_the_request_early() -> None:
+    """A decoded ``%22`` would close the quoted request and fake the fields after it
+    (outside review of the access log, finding 2)."""
+    line = served(environ('/k19 HTTP/1.1" 200 0.01ms "GET /x\\'))
+    assert line.count('"') == 2
+    assert '"GET /k19 HTTP/1.1\\x22 200 0.01ms \\x22GET /x\\x5c HTTP/1.1" 200 ' in line
+
+
+def test_a_long_path_is_cut_so_that_a_line_is_one_atomic_write() -> None:
+    line = served(environ("/v1/" + "\n" * 20_000))
+    assert len(line.encode()) <= PIPE_BUF and line.count("\n") == 1
+    assert "..." in line and LINE.fullmatch(line) is not None
+
+
+def test_an_overlong_line_is_still_written_in_one_write_and_ends_the_line() -> None:
+    stream = Recording()
+    writer = LineWriter(stream, interval=3600)
+    writer.write("x" * 10_000 + "\n")
+    writer.write("next\n")
+    writer.flush()
+    assert all(len(w.encode()) <= PIPE_BUF and w.endswith("\n") for w in stream.writes)
+    assert stream.getvalue().splitlines()[-1] == "next"
 
 
 def test_control_characters_cannot_forge_a_line() -> None:

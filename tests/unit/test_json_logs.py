@@ -48,6 +48,15 @@ def test_newlines_never_split_a_record_over_lines() -> None:
     assert "ValueError: first\nsecond" in parsed["exception"]
 
 
+def test_no_line_reader_splits_a_record_at_a_c1_control_or_unicode_separator() -> None:
+    """JSON only requires escaping below U+0020; ``str.splitlines`` (honcho, many log
+    shippers) also breaks at NEL, U+2028 and U+2029 (outside review, finding 3)."""
+    path = "/j4\x85X\u2028Y\u2029Z\nW\x1b[31m\x9b"
+    line = JsonFormatter().format(record("GET %s", path, path=path))
+    assert len(line.splitlines()) == 1
+    assert json.loads(line)["path"] == path
+
+
 def test_a_value_json_cannot_encode_is_written_as_text() -> None:
     parsed = json.loads(JsonFormatter().format(record("x", thing={1, 2}.__class__)))
     assert parsed["thing"] == "<class 'set'>"
