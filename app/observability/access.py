@@ -149,6 +149,14 @@ class Clock:
         return f"{prefix},{int((now - second) * 1000):03d}"
 
 
+def response_id(headers: list[tuple[str, str]]) -> str:
+    """The response's X-Request-Id, or ``-`` (only names of its length are lowered)."""
+    for name, value in headers:
+        if len(name) == 12 and (name == "X-Request-Id" or name.lower() == "x-request-id"):
+            return value
+    return "-"
+
+
 class AccessLogged:
     """WSGI middleware writing one access line per request (see the module's text)."""
 
@@ -179,7 +187,7 @@ class AccessLogged:
             raise
         if answered:
             status, headers = answered[-1]
-            rid = next((v for k, v in headers if k.lower() == "x-request-id"), "-")
+            rid = response_id(headers)
             self.writer.write(self.line(request, status[:3], rid, started))
         else:
             self.writer.write(self.line(request, "-", "-", started))
