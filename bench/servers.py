@@ -2,9 +2,9 @@
 
 Run with ``.venv/bin/python -m bench.servers`` (needs ``wrk``). Starts the
 same app under gunicorn's sync workers (the Procfile's server before issue 10),
-gunicorn's threaded workers with keep-alive, and Granian (WSGI) with 1, 2 and 4
-threads per worker and with its default, all with 2 worker processes and an
-access log, plus the bare WSGI hello of ``bench/hello.py`` under gunicorn sync
+gunicorn's threaded workers with keep-alive (gunicorn's access log), and Granian
+(WSGI) with 1, 2 and 4 threads per worker and with its default, serving what
+``keyledger serve`` serves (keyledger's own access log), all with 2 worker processes, plus the bare WSGI hello of ``bench/hello.py`` under gunicorn sync
 (the yardstick) and under Granian; then measures ``/healthz``, forward auth and
 ``GET /v1/`` on each in interleaved rounds (wrk, 2 threads, 8 keep-alive
 connections) and prints medians and ratios to the yardstick.
@@ -62,11 +62,12 @@ def candidates() -> dict[str, tuple[int, list[str], bool]]:
     add("keyledger, gunicorn sync", gunicorn, app, *access)
     add("keyledger, gunicorn gthread x4, keep-alive", gunicorn, app, *access,
         "--worker-class", "gthread", "--threads", "4", "--keep-alive", "5")  # fmt: skip
-    factory = ("--factory", "--access-log")
+    # What ``keyledger serve`` runs: its own access log (keyledger.serving.served_app).
+    served = ("keyledger.serving:served_app", "--factory")
     for threads in ("1", "2", "4"):
-        add(f"keyledger, granian {threads} thread(s)", granian, "keyledger:create_app",
-            *factory, "--blocking-threads", threads)  # fmt: skip
-    add("keyledger, granian default threads", granian, "keyledger:create_app", *factory)
+        add(f"keyledger, granian {threads} thread(s)", granian, *served,
+            "--blocking-threads", threads)  # fmt: skip
+    add("keyledger, granian default threads", granian, *served)
     return found
 
 
