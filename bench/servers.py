@@ -4,7 +4,8 @@ Run with ``.venv/bin/python -m bench.servers`` (needs ``wrk``). Starts the
 same app under gunicorn's sync workers (the Procfile's server before issue 10),
 gunicorn's threaded workers with keep-alive (gunicorn's access log), and Granian
 (WSGI) with 1, 2 and 4 threads per worker and with its default, serving what
-``keyledger serve`` serves (keyledger's own access log), all with 2 worker processes, plus the bare WSGI hello of ``bench/hello.py`` under gunicorn sync
+``keyledger serve`` serves (keyledger's own access log), all with 2 worker
+processes, plus the bare WSGI hello of ``bench/hello.py`` under gunicorn sync
 (the yardstick) and under Granian; then measures ``/healthz``, forward auth and
 ``GET /v1/`` on each in interleaved rounds (wrk, 2 threads, 8 keep-alive
 connections) and prints medians and ratios to the yardstick.
