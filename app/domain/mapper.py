@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from keyledger.domain.errors import KeyledgerError
 from keyledger.domain.events import EVENT_TYPES, Actor, Event
 
@@ -47,7 +49,43 @@ _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
 
 
 def canonical_json(value: Any) -> str:
+    """``value`` as JSON with sorted keys, no spaces and characters as they are.
+
+    A flat object of strings and integers (a system-log entry, a report) is encoded by
+    orjson, about six times faster; its bytes are ``json.dumps``'s (tests compare them
+    on hostile strings: controls, quotes, U+2028, astral characters, key order). Anything
+    else, and anything orjson refuses (lone surrogates, integers beyond 64 bits), goes
+    through ``json``.
+    """
+    if type(value) is dict and all(type(v) is str or type(v) is int for v in value.values()):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        except orjson.JSONEncodeError:
+            pass  # json encodes it (or raises, as it always did)
     return _canonical(value)
+
+
+def json_loads(text: str) -> Any:
+    """``json.loads(text)``: by orjson (about three times faster), and by ``json`` for
+    what orjson refuses (lone surrogates, NaN...) or reads otherwise (an integer beyond
+    64 bits becomes a float there), so that what ``json`` reads and refuses is unchanged."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+    return json.loads(text) if _holds_float(value) else value
+
+
+def _holds_float(value: Any) -> bool:
+    kind = type(value)
+    if kind is float:
+        return True
+    if kind is dict or kind is list:
+        for item in value.values() if kind is dict else value:
+            kind = type(item)
+            if kind is float or ((kind is dict or kind is list) and _holds_float(item)):
+                return True
+    return False
 
 
 def format_time(moment: datetime) -> str:
@@ -75,7 +113,7 @@ def _actor(text: str) -> Actor:
     if actor is None:
         if len(_ACTORS) >= _ACTORS_HELD:
             _ACTORS.clear()
-        actor = _ACTORS[text] = Actor(**json.loads(text))
+        actor = _ACTORS[text] = Actor(**json_loads(text))
     return actor
 
 
@@ -144,7 +182,7 @@ def from_record(record: Mapping[str, str]) -> Event:
     try:
         cls = EVENT_TYPES[record["type"]]
         schema = int(record["schema"])
-        data: dict[str, Any] = json.loads(record["data"])
+        data: dict[str, Any] = json_loads(record["data"])
         if not isinstance(data, dict):
             raise ValueError("event data is not an object")
         while schema < cls.SCHEMA:
