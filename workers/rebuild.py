@@ -41,6 +41,7 @@ from typing import Any
 
 import redis
 
+from keyledger.adapters.ahead import ReadAhead, SentWrites
 from keyledger.adapters.authcache import FLUSH
 from keyledger.adapters.keyspace import PROJECTIONS, Keyspace
 from keyledger.adapters.redis_client import Entries, as_entries, stream_id
@@ -90,56 +91,6 @@ if ARGV[4] ~= '' then
 end
 return 1
 """
-
-
-class Writes:
-    """Writes sent now, their replies read when the next ones are sent (or at the end).
-
-    One connection of its own, taken from the client's pool: Redis applies a batch of
-    writes while the rebuild folds the next one, and the order of batches is kept.
-    """
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.pool = client.connection_pool
-        self.connection: Any = None
-        self.unread = 0
-
-    def send(self, pipe: redis.client.Pipeline) -> None:
-        self.wait()
-        commands = [args for args, _options in pipe.command_stack]
-        pipe.reset()
-        if not commands:
-            return
-        if self.connection is None:
-            self.connection = self.pool.get_connection()
-        self.connection.send_packed_command(self.connection.pack_commands(commands))
-        self.unread = len(commands)
-
-    def wait(self) -> None:
-        """Read every reply still due; the first error reply is raised."""
-        error: Exception | None = None
-        while self.unread:
-            self.unread -= 1
-            try:
-                self.connection.read_response()
-            except redis.ResponseError as exc:
-                error = error or exc
-        if error is not None:
-            raise error
-
-    def __enter__(self) -> Writes:
-        return self
-
-    def __exit__(self, kind: object, *_rest: object) -> None:
-        try:
-            if kind is None:
-                self.wait()
-        finally:
-            if self.connection is not None:
-                if self.unread:
-                    self.connection.disconnect()  # replies left unread: not reusable
-                self.pool.release(self.connection)
-                self.connection = None
 
 
 class RebuildError(RuntimeError):
@@ -342,22 +293,30 @@ class Rebuilder:
     def _replay(self, generations: Sequence[Generation], until: str | None = None) -> int:
         """Apply the log to each generation up to its target (or ``until``); entries read.
 
-        A batch's writes are sent at once and their replies read only after the next
-        batch is folded (``Writes``), so Redis writes while Python folds; every reply
-        is read, and an error raised, before this returns.
+        Redis works while Python folds (``adapters.ahead``): the next batch of the log
+        is asked for before this one is folded, and a batch's writes are sent at once,
+        their replies read when the next batch's are sent. Every reply is read, and the
+        first error raised, before this returns.
         """
         bounds = [(g, _position(until or g.target)) for g in generations]
         end = max(limit for _, limit in bounds)
         after = min(g.position for g in generations)
         partition, client = generations[0].partition, generations[0].client
-        log_key = self.keys.log(partition)
         read, done_before = 0, self.progress.done
-        with Writes(client) as writes:
-            while after < end:
-                low = "-" if after == ORIGIN else f"({after[0]}-{after[1]}"
-                entries = as_entries(client.xrange(log_key, min=low, count=self.batch))
+        if after >= end:
+            return read
+        with (
+            ReadAhead(client, self.keys.log(partition), self.batch) as log,
+            SentWrites(client) as writes,
+        ):
+            log.ask("-" if after == ORIGIN else _format(after))
+            while True:
+                entries = log.take()
                 if not entries:
                     break
+                after = stream_id(entries[-1][0])
+                if after < end:
+                    log.ask(entries[-1][0])
                 read += self._apply_batch(bounds, end, entries)
                 self.progress.done = done_before + read
                 pipe = client.pipeline(transaction=False)
@@ -365,10 +324,11 @@ class Rebuilder:
                     generation.fold.flush(pipe)
                     if generation.position != ORIGIN:
                         pipe.set(generation.shadow_checkpoint, _format(generation.position))
-                writes.send(pipe)
-                after = stream_id(entries[-1][0])
+                writes.send([args for args, _options in pipe.command_stack])
                 self.progress.total = max(self.progress.total, self.progress.done)
                 self._report()
+                if after >= end:
+                    break
         return read
 
     def _apply_batch(
