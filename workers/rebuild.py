@@ -31,12 +31,15 @@ the switch and the new one after it: the service never pauses.
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import redis
@@ -126,11 +129,13 @@ class Generation:
     parked: frozenset[str]  # dead-lettered entries: skipped if they still cannot be applied
     client: redis.Redis  # the node serving the partition's slot (the one Redis, if single)
     fold: MemoryFold = field(init=False)
+    apply: Apply = field(init=False)  # the projection's apply function
     position: StreamId = ORIGIN
 
     def __post_init__(self) -> None:
         # The system log's indexes are as long as the log: folded as appends, not held.
         self.fold = MemoryFold(streamed=self.shadow.is_log_index)
+        self.apply = APPLY[self.projection]
 
     @property
     def live_checkpoint(self) -> str:
@@ -317,7 +322,8 @@ class Rebuilder:
                 after = stream_id(entries[-1][0])
                 if after < end:
                     log.ask(entries[-1][0])
-                read += self._apply_batch(bounds, end, entries)
+                with _no_cycle_collection():
+                    read += self._apply_batch(bounds, end, entries)
                 self.progress.done = done_before + read
                 pipe = client.pipeline(transaction=False)
                 for generation in generations:
@@ -340,15 +346,23 @@ class Rebuilder:
             position = stream_id(entry_id)
             if position > end:
                 break
-            targets = [g for g, limit in bounds if g.position < position <= limit]
-            if targets:
-                event = self._event(targets[0], entry_id, fields)
-                for generation in targets:
-                    if event is not None:
-                        self._apply(generation, entry_id, event)
-                    generation.position = position
-                self.totals.skipped += event is None
             read += 1
+            targets = [g for g, limit in bounds if g.position < position <= limit]
+            if not targets:
+                continue
+            event = self._event(targets[0], entry_id, fields)
+            for generation in targets:
+                if event is not None:
+                    try:
+                        generation.apply(generation.fold, generation.shadow, event, entry_id)
+                    except Exception as exc:
+                        raise RebuildError(
+                            f"partition {generation.partition}: log entry {entry_id} cannot "
+                            f"be applied to the {generation.projection} projection ({exc})"
+                        ) from exc
+                generation.position = position
+            if event is None:
+                self.totals.skipped += 1
         return read
 
     def _event(self, generation: Generation, entry_id: str, fields: dict[str, str]) -> Event | None:
@@ -369,15 +383,6 @@ class Rebuilder:
             raise RebuildError(
                 f"partition {generation.partition}: log entry {entry_id} cannot be decoded "
                 f"({exc}); the live projections of this partition are untouched"
-            ) from exc
-
-    def _apply(self, generation: Generation, entry_id: str, event: Event) -> None:
-        try:
-            APPLY[generation.projection](generation.fold, generation.shadow, event, entry_id)
-        except Exception as exc:
-            raise RebuildError(
-                f"partition {generation.partition}: log entry {entry_id} cannot be applied "
-                f"to the {generation.projection} projection ({exc})"
             ) from exc
 
     # -- check -----------------------------------------------------------------------------
@@ -528,6 +533,21 @@ class Rebuilder:
         self.on_progress(self.progress)
 
 
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Python's cycle collector paused while a batch is folded: the fold makes no cycles,
+    only many objects, which the collector would walk again and again (7% of a rebuild's
+    time). Objects are still freed as their last reference goes; the collector runs
+    again as soon as the batch is folded."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
 def _format(position: StreamId) -> str:
     return f"{position[0]}-{position[1]}"
 
@@ -567,9 +587,18 @@ def _unsound(keys: Keyspace, key: str, fold: MemoryFold) -> str | None:
             if any(m.count(":") < 2 for m in fold.zsets.get(key, {})):
                 return "holds a member that names no account and key"
         case "subnets":
-            try:
-                for cidr in members:
-                    ipaddress.ip_network(cidr, strict=True)
-            except ValueError as exc:
-                return f"holds a bad subnet ({exc})"
+            for cidr in members:
+                problem = _bad_subnet(cidr)
+                if problem:
+                    return f"holds a bad subnet ({problem})"
+    return None
+
+
+@lru_cache(maxsize=65536)
+def _bad_subnet(cidr: str) -> str | None:
+    """Why ``cidr`` is not a subnet, or None; remembered: keys share their subnets."""
+    try:
+        ipaddress.ip_network(cidr, strict=True)
+    except ValueError as exc:
+        return str(exc)
     return None

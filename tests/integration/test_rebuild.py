@@ -726,3 +726,21 @@ def test_the_memory_fold_refuses_a_streamed_member_that_is_not_an_append() -> No
     fold.zadd("small", {"a": 5})
     fold.zadd("small", {"a": 1})  # held whole: any change
     assert fold.zsets["small"] == {"a": 1.0}
+
+
+def test_a_replayed_subnet_that_is_not_canonical_fails_the_check_every_time() -> None:
+    from keyledger.adapters.keyspace import Keyspace
+    from keyledger.workers.rebuild import _unsound
+
+    keys = Keyspace("kl", 4)
+    record = keys.auth_key("01" + "ab" * 7)
+    assert record is not None
+    fold = MemoryFold()
+    fold.sadd(f"{record}:subnets", "10.1.0.0/16", "2001:db8::/48")
+    assert _unsound(keys, f"{record}:subnets", fold) is None
+    for bad in ("10.1.0.1/16", "10.1.0.0/33", "nonsense"):
+        fold.sadd(f"{record}:subnets", bad)
+        for _ in range(2):  # the second time from what the first remembered
+            assert "holds a bad subnet" in (_unsound(keys, f"{record}:subnets", fold) or "")
+        fold.srem(f"{record}:subnets", bad)
+    assert _unsound(keys, f"{record}:subnets", fold) is None
