@@ -91,16 +91,22 @@ def _holds_float(value: Any) -> bool:
 def format_time(moment: datetime) -> str:
     """ISO-8601 UTC with milliseconds, e.g. ``2026-11-28T06:00:00.123Z``."""
     m = moment.astimezone(UTC)
-    return (
-        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
-        f".{m.microsecond // 1000:03d}Z"
+    # %-formatting: half the time of the same f-string specs (every event, every entry)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031
+        m.year,
+        m.month,
+        m.day,
+        m.hour,
+        m.minute,
+        m.second,
+        m.microsecond // 1000,
     )
 
 
 def format_seconds(moment: datetime) -> str:
     """ISO-8601 UTC to the second, as the system log shows it: ``2019-03-15T14:26:02Z``."""
     m = moment.astimezone(UTC)
-    return f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}Z"
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (m.year, m.month, m.day, m.hour, m.minute, m.second)  # noqa: UP031
 
 
 _ACTORS: dict[str, Actor] = {}  # stored actor JSON -> Actor: a log has few distinct actors

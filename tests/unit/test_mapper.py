@@ -326,3 +326,12 @@ def test_json_loads_refuses_what_json_refuses(text: str) -> None:
         json.loads(text)
     with pytest.raises(ValueError):
         mapper.json_loads(text)
+
+
+@given(st.datetimes(timezones=st.timezones() | st.just(UTC)))
+def test_times_are_formatted_as_iso_8601_utc(moment: datetime) -> None:
+    utc = moment.astimezone(UTC)
+    assert mapper.format_seconds(moment) == utc.strftime("%Y-%m-%dT%H:%M:%SZ").rjust(20, "0")
+    assert mapper.format_time(moment) == (
+        utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    )
