@@ -341,6 +341,9 @@ class Rebuilder:
         self, bounds: list[tuple[Generation, StreamId]], end: StreamId, entries: Entries
     ) -> int:
         """Fold ``entries`` into the generations whose range holds them; entries read."""
+        first, last = stream_id(entries[0][0]), stream_id(entries[-1][0])
+        if last <= end and all(g.position < first and last <= limit for g, limit in bounds):
+            return self._apply_to_all([g for g, _ in bounds], entries, last)
         read = 0
         for entry_id, fields in entries:
             position = stream_id(entry_id)
@@ -356,14 +359,27 @@ class Rebuilder:
                     try:
                         generation.apply(generation.fold, generation.shadow, event, entry_id)
                     except Exception as exc:
-                        raise RebuildError(
-                            f"partition {generation.partition}: log entry {entry_id} cannot "
-                            f"be applied to the {generation.projection} projection ({exc})"
-                        ) from exc
+                        raise _not_applied(generation, entry_id, exc) from exc
                 generation.position = position
             if event is None:
                 self.totals.skipped += 1
         return read
+
+    def _apply_to_all(self, generations: list[Generation], entries: Entries, last: StreamId) -> int:
+        """``_apply_batch`` of a batch that every generation takes whole (most batches)."""
+        for entry_id, fields in entries:
+            event = self._event(generations[0], entry_id, fields)
+            if event is None:
+                self.totals.skipped += 1
+                continue
+            for generation in generations:
+                try:
+                    generation.apply(generation.fold, generation.shadow, event, entry_id)
+                except Exception as exc:
+                    raise _not_applied(generation, entry_id, exc) from exc
+        for generation in generations:
+            generation.position = last
+        return len(entries)
 
     def _event(self, generation: Generation, entry_id: str, fields: dict[str, str]) -> Event | None:
         """The entry's event; None for an entry the projector parked and that still
@@ -531,6 +547,13 @@ class Rebuilder:
 
     def _report(self) -> None:
         self.on_progress(self.progress)
+
+
+def _not_applied(generation: Generation, entry_id: str, exc: Exception) -> RebuildError:
+    return RebuildError(
+        f"partition {generation.partition}: log entry {entry_id} cannot be applied to the "
+        f"{generation.projection} projection ({exc})"
+    )
 
 
 @contextmanager
