@@ -335,3 +335,23 @@ def test_times_are_formatted_as_iso_8601_utc(moment: datetime) -> None:
     assert mapper.format_time(moment) == (
         utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
     )
+
+
+@pytest.mark.parametrize("event", SAMPLES.values(), ids=list(SAMPLES))
+def test_a_decoded_event_is_what_its_constructor_builds_and_stays_frozen(event: ev.Event) -> None:
+    decoded = from_record(to_record(event))
+    built = type(event)(**{f.name: getattr(event, f.name) for f in dataclasses.fields(event)})
+    assert type(decoded) is type(built)
+    assert decoded == built and hash(decoded) == hash(built) and repr(decoded) == repr(built)
+    assert vars(decoded) == vars(built)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decoded.version = 0  # type: ignore[misc]
+
+
+def test_a_record_without_a_field_that_has_a_default_decodes_with_the_default() -> None:
+    record = to_record(SAMPLES["SecretKeyCreated"])
+    data = json.loads(record["data"])
+    del data["allowed_source_ips"]
+    event = from_record({**record, "data": json.dumps(data)})
+    assert isinstance(event, ev.SecretKeyCreated)
+    assert event.allowed_source_ips == ()
