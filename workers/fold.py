@@ -197,9 +197,12 @@ class MemoryFold:
         known = self.indexes.get(name)
         if known is None:
             self._expect(name, "zset")
-        last, size = (known[0], known[2]) if known is not None else (None, 0)
+            last, size = None, 0
+        else:
+            last, _, size = known
         if len(mapping) == 1:  # what the system log's apply does, once per entry and index
-            pairs = [(_text(m), float(v)) for m, v in mapping.items()]
+            ((member, value),) = mapping.items()
+            pairs = [(_text(member), float(value))]
         else:
             pairs = sorted(((_text(m), float(v)) for m, v in mapping.items()), key=_score_of)
         for member, score in pairs:

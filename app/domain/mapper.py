@@ -57,11 +57,16 @@ def canonical_json(value: Any) -> str:
     else, and anything orjson refuses (lone surrogates, integers beyond 64 bits), goes
     through ``json``.
     """
-    if type(value) is dict and all(type(v) is str or type(v) is int for v in value.values()):
-        try:
-            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-        except orjson.JSONEncodeError:
-            pass  # json encodes it (or raises, as it always did)
+    if type(value) is dict:
+        for item in value.values():
+            kind = type(item)
+            if kind is not str and kind is not int:
+                break
+        else:
+            try:
+                return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+            except orjson.JSONEncodeError:
+                pass  # json encodes it (or raises, as it always did)
     return _canonical(value)
 
 
