@@ -16,6 +16,7 @@ pass): arguments are ``str``, ``bytes``, ``int`` or ``float``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -84,8 +85,16 @@ class SentWrites(_Dedicated):
         try:
             if kind is None:
                 self.wait()
+            else:
+                self._settle()
         finally:
             self.close()
+
+    def _settle(self) -> None:
+        """On the way out of an error: let the writes sent finish (their errors are not
+        the one being raised), so that none lands after whatever cleans up next."""
+        with contextlib.suppress(redis.RedisError):  # a failed connection: close() drops it
+            self.wait()
 
 
 class ReadAhead(_Dedicated):

@@ -58,3 +58,14 @@ def test_a_connection_left_with_replies_due_is_dropped(redis_client: redis.Redis
     connection = writes._connection
     writes.close()  # as on an error: the replies due are not read
     assert connection._sock is None  # disconnected, not handed back out of step
+
+
+def test_writes_sent_before_an_error_are_answered_before_the_connection_goes(
+    redis_client: redis.Redis, namespace: str
+) -> None:
+    key = f"{namespace}:late"
+    with pytest.raises(RuntimeError, match="fold failed"), SentWrites(redis_client) as writes:
+        writes.send([("SET", key, "sent"), ("INCR", key)])  # INCR fails: not the error raised
+        raise RuntimeError("fold failed")
+    assert writes.unread == 0
+    assert redis_client.get(key) == "sent"
