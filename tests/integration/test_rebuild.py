@@ -294,6 +294,63 @@ def test_a_shadow_that_differs_from_its_replay_is_never_switched_to(
     assert snapshot(redis_client, namespace) == live
 
 
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        "stream: one more entry",
+        "stream: last entry gone",
+        "index: one more member",
+        "index: first member gone",
+        "index: last member rescored",
+        "index: last member renamed",
+    ],
+)
+def test_a_shadow_system_log_that_differs_from_its_replay_is_never_switched_to(
+    container: Container, projector, redis_client, namespace, tamper: str
+) -> None:
+    container.ledger.apply_timeout = 0.0
+    random_history(container, random.Random(12), changes=150, accounts=3)
+    wait_until_applied(container)
+    live = snapshot(redis_client, namespace)
+    tampered: list[str] = []
+
+    class Tampering(Rebuilder):
+        """Something writes into the shadow system log between the replay and the check."""
+
+        def _check(self, generation: Any) -> None:
+            fold, client = generation.fold, self.client
+            if tamper.startswith("stream") and fold.streams:
+                key = sorted(fold.streams)[0]
+                if tamper.endswith("more entry"):
+                    client.xadd(key, {"entry": "{}"}, id="*")
+                else:
+                    last = client.xrevrange(key, count=1)[0][0]
+                    client.xdel(key, last)
+                tampered.append(key)
+            if tamper.startswith("index") and fold.indexes:
+                key = sorted(fold.indexes)[0]
+                (top, score), (first, _) = (
+                    client.zrange(key, -1, -1, withscores=True)[0],
+                    (client.zrange(key, 0, 0, withscores=True)[0]),
+                )
+                if tamper.endswith("one more member"):
+                    client.zadd(key, {"9999999999999-0": score + 1})
+                elif tamper.endswith("first member gone"):
+                    client.zrem(key, first)
+                elif tamper.endswith("rescored"):
+                    client.zadd(key, {top: score + 0.5})
+                else:
+                    client.zrem(key, top)
+                    client.zadd(key, {f"{top}x": score})
+                tampered.append(key)
+            super()._check(generation)
+
+    with pytest.raises(RebuildError, match="differs from the replay"):
+        Tampering(container.redis, container.keyspace).run(["syslog"])
+    assert tampered
+    assert snapshot(redis_client, namespace) == live
+
+
 def test_a_rebuild_stops_at_the_live_checkpoint_so_the_projector_carries_on_cleanly(
     container: Container, redis_client, namespace, rq_client
 ) -> None:
