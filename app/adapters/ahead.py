@@ -113,8 +113,8 @@ class ReadAhead(_Dedicated):
         """The entries asked for, as ``as_entries`` gives them (a deleted entry: no fields)."""
         entries: Entries = []
         for entry_id, flat in self._reply() or []:
-            fields = dict(zip(flat[::2], flat[1::2], strict=True)) if flat else {}
-            entries.append((entry_id if type(entry_id) is str else str(entry_id), fields))
+            pairs = iter(flat or ())  # field, value, field, value...
+            entries.append((str(entry_id), dict(zip(pairs, pairs, strict=True))))
         return entries
 
     def __enter__(self) -> ReadAhead:
