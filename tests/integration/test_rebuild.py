@@ -7,7 +7,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -270,28 +270,46 @@ def test_a_rebuild_repairs_corrupted_deleted_and_stray_projection_keys(
     assert snapshot(redis_client, namespace) == live
 
 
-def test_a_shadow_that_differs_from_its_replay_is_never_switched_to(
-    container: Container, projector, redis_client, namespace
+def refuses_a_tampered_shadow(
+    container: Container,
+    redis_client: redis.Redis,
+    namespace: str,
+    projection: str,
+    tamper: Callable[[redis.Redis, MemoryFold], list[str]],
+    seed: int,
+    changes: int,
 ) -> None:
+    """After a random history, something (``tamper``, naming the keys it changed) writes
+    into the shadow between the replay and the check: the rebuild stops and the live
+    projection is untouched."""
     container.ledger.apply_timeout = 0.0
-    random_history(container, random.Random(11), changes=400, accounts=4)
+    random_history(container, random.Random(seed), changes=changes, accounts=4)
     wait_until_applied(container)
     live = snapshot(redis_client, namespace)
     tampered: list[str] = []
 
     class Tampering(Rebuilder):
-        """Something writes into the shadow between the replay and the check."""
-
         def _check(self, generation: Any) -> None:
-            for key in generation.fold.zsets:  # the expiry index
-                self.client.zadd(key, {"expiry:x:00ff": 1})
-                tampered.append(key)
+            tampered.extend(tamper(self.client, generation.fold))
             super()._check(generation)
 
     with pytest.raises(RebuildError, match="differs from the replay"):
-        Tampering(container.redis, container.keyspace).run(["auth"])
+        Tampering(container.redis, container.keyspace).run([projection])
     assert tampered
     assert snapshot(redis_client, namespace) == live
+
+
+def test_a_shadow_that_differs_from_its_replay_is_never_switched_to(
+    container: Container, projector, redis_client, namespace
+) -> None:
+    def add_to_the_expiry_index(client: redis.Redis, fold: MemoryFold) -> list[str]:
+        for key in fold.zsets:  # the expiry index
+            client.zadd(key, {"expiry:x:00ff": 1})
+        return list(fold.zsets)
+
+    refuses_a_tampered_shadow(
+        container, redis_client, namespace, "auth", add_to_the_expiry_index, seed=11, changes=400
+    )
 
 
 @pytest.mark.parametrize(
@@ -308,47 +326,33 @@ def test_a_shadow_that_differs_from_its_replay_is_never_switched_to(
 def test_a_shadow_system_log_that_differs_from_its_replay_is_never_switched_to(
     container: Container, projector, redis_client, namespace, tamper: str
 ) -> None:
-    container.ledger.apply_timeout = 0.0
-    random_history(container, random.Random(12), changes=150, accounts=3)
-    wait_until_applied(container)
-    live = snapshot(redis_client, namespace)
-    tampered: list[str] = []
+    def change_the_system_log(client: redis.Redis, fold: MemoryFold) -> list[str]:
+        if not fold.streams:  # a partition without accounts
+            return []
+        if tamper.startswith("stream"):
+            key = sorted(fold.streams)[0]
+            if tamper.endswith("more entry"):
+                client.xadd(key, {"entry": "{}"}, id="*")
+            else:
+                client.xdel(key, client.xrevrange(key, count=1)[0][0])
+            return [key]
+        key = sorted(fold.indexes)[0]
+        [(top, score)] = client.zrange(key, -1, -1, withscores=True)
+        [(first, _)] = client.zrange(key, 0, 0, withscores=True)
+        if tamper.endswith("one more member"):
+            client.zadd(key, {"9999999999999-0": score + 1})
+        elif tamper.endswith("first member gone"):
+            client.zrem(key, first)
+        elif tamper.endswith("rescored"):
+            client.zadd(key, {top: score + 0.5})
+        else:
+            client.zrem(key, top)
+            client.zadd(key, {f"{top}x": score})
+        return [key]
 
-    class Tampering(Rebuilder):
-        """Something writes into the shadow system log between the replay and the check."""
-
-        def _check(self, generation: Any) -> None:
-            fold, client = generation.fold, self.client
-            if tamper.startswith("stream") and fold.streams:
-                key = sorted(fold.streams)[0]
-                if tamper.endswith("more entry"):
-                    client.xadd(key, {"entry": "{}"}, id="*")
-                else:
-                    last = client.xrevrange(key, count=1)[0][0]
-                    client.xdel(key, last)
-                tampered.append(key)
-            if tamper.startswith("index") and fold.indexes:
-                key = sorted(fold.indexes)[0]
-                (top, score), (first, _) = (
-                    client.zrange(key, -1, -1, withscores=True)[0],
-                    (client.zrange(key, 0, 0, withscores=True)[0]),
-                )
-                if tamper.endswith("one more member"):
-                    client.zadd(key, {"9999999999999-0": score + 1})
-                elif tamper.endswith("first member gone"):
-                    client.zrem(key, first)
-                elif tamper.endswith("rescored"):
-                    client.zadd(key, {top: score + 0.5})
-                else:
-                    client.zrem(key, top)
-                    client.zadd(key, {f"{top}x": score})
-                tampered.append(key)
-            super()._check(generation)
-
-    with pytest.raises(RebuildError, match="differs from the replay"):
-        Tampering(container.redis, container.keyspace).run(["syslog"])
-    assert tampered
-    assert snapshot(redis_client, namespace) == live
+    refuses_a_tampered_shadow(
+        container, redis_client, namespace, "syslog", change_the_system_log, seed=12, changes=150
+    )
 
 
 def test_a_rebuild_stops_at_the_live_checkpoint_so_the_projector_carries_on_cleanly(
