@@ -21,10 +21,11 @@ Redis, and the fold, refuse twice) and their scores are versions, which only gro
 
 Hashes and sets stay in memory (a partition's authentication lookup); stream
 entries and sorted-set members only until they are flushed (the system log can be
-long). New stream entries and members are written by small scripts, a few hundred
-per call (one command instead of one per entry: about 2.5 times faster, and each
-call still blocks Redis for only a few milliseconds). Every key a fold writes must
-share one hash slot, as a partition's keys do.
+long). New stream entries are written by a small script, 500 per call (one command
+instead of one per entry: about 2.5 times faster, and each call still blocks Redis
+for only a few milliseconds); new members by one ZADD per sorted set and flush, up
+to 500 members each (one script call per member cost Redis about twice as much).
+Every key a fold writes must share one hash slot, as a partition's keys do.
 """
 
 from __future__ import annotations
@@ -47,14 +48,7 @@ while i <= #ARGV do
 end
 return 1
 """
-ZADD_SCRIPT = """
--- KEYS: sorted sets; ARGV per member: index of its key in KEYS, score, member
-for i = 1, #ARGV, 3 do
-  redis.call('ZADD', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
-end
-return 1
-"""
-APPEND_CHUNK = 500  # entries (or members) per script call
+APPEND_CHUNK = 500  # entries per script call, members per ZADD
 
 
 class FoldError(ValueError):
@@ -185,9 +179,12 @@ class MemoryFold:
             self._change(name)
 
     def zadd(self, name: str, mapping: Mapping[str, Scalar], **options: Any) -> int:
-        if not mapping or any(v not in (None, False) for v in options.values()):
+        if not mapping or (options and any(v not in (None, False) for v in options.values())):
             raise FoldError("only ZADD with members and no options can be folded")
-        if self.streamed(name):
+        streamed = self._streamed.get(name)
+        if streamed is None:
+            streamed = self.streamed(name)
+        if streamed:
             return self._append_members(name, mapping)
         self._expect(name, "zset")
         members = self.zsets.setdefault(name, {})
@@ -200,8 +197,14 @@ class MemoryFold:
         known = self.indexes.get(name)
         if known is None:
             self._expect(name, "zset")
-        last, size = (known[0], known[2]) if known is not None else (None, 0)
-        pairs = sorted(((_text(m), float(v)) for m, v in mapping.items()), key=_score_of)
+            last, size = None, 0
+        else:
+            last, _, size = known
+        if len(mapping) == 1:  # what the system log's apply does, once per entry and index
+            ((member, value),) = mapping.items()
+            pairs = [(_text(member), float(value))]
+        else:
+            pairs = sorted(((_text(m), float(v)) for m, v in mapping.items()), key=_score_of)
         for member, score in pairs:
             if last is not None and not score > last:
                 raise FoldError(f"ZADD {name}: score {score} is not above the key's last one")
@@ -216,10 +219,11 @@ class MemoryFold:
             raise FoldError("only XADD with an explicit id and no trimming can be folded")
         if not fields:
             raise FoldError("XADD with no field")
-        self._expect(name, "stream")
         position = stream_id(id)
         known = self.streams.get(name)
-        if known is not None and position <= known[0]:
+        if known is None:
+            self._expect(name, "stream")  # a key held by one kind is in no other's dict
+        elif position <= known[0]:
             raise FoldError(f"XADD {name} {id}: the id is at or below the stream's last one")
         self.streams[name] = (position, 1 if known is None else known[1] + 1)
         self._appended.append((name, [_text(t) for pair in fields.items() for t in pair], id))
@@ -257,14 +261,17 @@ class MemoryFold:
             pipe.eval(APPEND_SCRIPT, len(streams), *streams, *args)
             self._written.update(streams)
             commands += 1
-        for start in range(0, len(self._scored), APPEND_CHUNK):
-            zsets: dict[str, int] = {}
-            args = []
-            for name, score, member in self._scored[start : start + APPEND_CHUNK]:
-                args += [zsets.setdefault(name, len(zsets) + 1), _score(score), member]
-            pipe.eval(ZADD_SCRIPT, len(zsets), *zsets, *args)
-            self._written.update(zsets)
-            commands += 1
+        members: dict[str, list[str]] = {}  # one ZADD per sorted set, its members in order
+        for name, score, member in self._scored:
+            pairs = members.get(name)
+            if pairs is None:
+                pairs = members[name] = []
+            pairs += (_score(score), member)
+        for name, pairs in members.items():
+            for start in range(0, len(pairs), 2 * APPEND_CHUNK):
+                pipe.execute_command("ZADD", name, *pairs[start : start + 2 * APPEND_CHUNK])
+                commands += 1
+        self._written.update(members)
         self._changed.clear()
         self._appended.clear()
         self._scored.clear()

@@ -25,7 +25,7 @@ import itertools
 import re
 import string
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import quote
@@ -34,6 +34,7 @@ PROJECTIONS = ("auth", "syslog")
 SLOTS = 16384
 TAG_LAYOUTS = ("spread", "legacy")
 _SUFFIX_ALPHABET = string.digits + string.ascii_lowercase
+_ACCOUNTS_HELD = 65536  # account prefixes a keyspace remembers
 
 
 def slot_of(tag: str) -> int:
@@ -62,6 +63,10 @@ class Keyspace:
     partitions: int = 16
     #: ``spread`` (``spread_tag``) or ``legacy`` (``p<NN>``, as written before clusters).
     tags: str = "spread"
+    #: account id -> the prefix of its keys: a rebuild names several keys per log entry.
+    _accounts: dict[str, str] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         if self.tags not in TAG_LAYOUTS:
@@ -80,7 +85,13 @@ class Keyspace:
         return f"{self.namespace}:{{{self.partition_tag(partition)}}}"
 
     def _account(self, account_id: str) -> str:
-        return f"{self.tag(self.partition_of(account_id))}:acct:{account_id}"
+        prefix = self._accounts.get(account_id)
+        if prefix is None:
+            if len(self._accounts) >= _ACCOUNTS_HELD:
+                self._accounts.clear()
+            prefix = f"{self.tag(self.partition_of(account_id))}:acct:{account_id}"
+            self._accounts[account_id] = prefix
+        return prefix
 
     # -- the log (source of truth) -------------------------------------------------------
     def log(self, partition: int) -> str:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from keyledger.domain.errors import KeyledgerError
 from keyledger.domain.events import EVENT_TYPES, Actor, Event
 
@@ -47,22 +49,69 @@ _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
 
 
 def canonical_json(value: Any) -> str:
+    """``value`` as JSON with sorted keys, no spaces and characters as they are.
+
+    A flat object of strings and integers (a system-log entry, a report) is encoded by
+    orjson, about six times faster; its bytes are ``json.dumps``'s (tests compare them
+    on hostile strings: controls, quotes, U+2028, astral characters, key order). Anything
+    else, and anything orjson refuses (lone surrogates, integers beyond 64 bits), goes
+    through ``json``.
+    """
+    if type(value) is dict:
+        for item in value.values():
+            kind = type(item)
+            if kind is not str and kind is not int:
+                break
+        else:
+            try:
+                return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+            except orjson.JSONEncodeError:
+                pass  # json encodes it (or raises, as it always did)
     return _canonical(value)
+
+
+def json_loads(text: str) -> Any:
+    """``json.loads(text)``: by orjson (about three times faster), and by ``json`` for
+    what orjson refuses (lone surrogates, NaN...) or reads otherwise (an integer beyond
+    64 bits becomes a float there), so that what ``json`` reads and refuses is unchanged."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+    return json.loads(text) if _holds_float(value) else value
+
+
+def _holds_float(value: Any) -> bool:
+    kind = type(value)
+    if kind is float:
+        return True
+    if kind is dict or kind is list:
+        for item in value.values() if kind is dict else value:
+            kind = type(item)
+            if kind is float or ((kind is dict or kind is list) and _holds_float(item)):
+                return True
+    return False
 
 
 def format_time(moment: datetime) -> str:
     """ISO-8601 UTC with milliseconds, e.g. ``2026-11-28T06:00:00.123Z``."""
     m = moment.astimezone(UTC)
-    return (
-        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
-        f".{m.microsecond // 1000:03d}Z"
+    # %-formatting: half the time of the same f-string specs (every event, every entry)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031
+        m.year,
+        m.month,
+        m.day,
+        m.hour,
+        m.minute,
+        m.second,
+        m.microsecond // 1000,
     )
 
 
 def format_seconds(moment: datetime) -> str:
     """ISO-8601 UTC to the second, as the system log shows it: ``2019-03-15T14:26:02Z``."""
     m = moment.astimezone(UTC)
-    return f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}Z"
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (m.year, m.month, m.day, m.hour, m.minute, m.second)  # noqa: UP031
 
 
 _ACTORS: dict[str, Actor] = {}  # stored actor JSON -> Actor: a log has few distinct actors
@@ -75,7 +124,7 @@ def _actor(text: str) -> Actor:
     if actor is None:
         if len(_ACTORS) >= _ACTORS_HELD:
             _ACTORS.clear()
-        actor = _ACTORS[text] = Actor(**json.loads(text))
+        actor = _ACTORS[text] = Actor(**json_loads(text))
     return actor
 
 
@@ -99,6 +148,26 @@ def time_fields(cls: type[Event]) -> frozenset[str]:
             if f.name not in BASE_FIELDS
             and (hints[f.name] is datetime or datetime in typing.get_args(hints[f.name]))
         )
+    return known
+
+
+_PLAIN_FIELDS: dict[str, frozenset[str] | None] = {}
+
+
+def _plain_fields(cls: type[Event]) -> frozenset[str] | None:
+    """The data fields of ``cls`` if its __init__ only assigns its fields (a dataclass
+    with a ``__dict__``, no ``__post_init__``, every field taken by __init__); else None."""
+    if cls.TYPE in _PLAIN_FIELDS:
+        return _PLAIN_FIELDS[cls.TYPE]
+    fields = dataclasses.fields(cls)
+    plain = (
+        "__slots__" not in cls.__dict__
+        and not hasattr(cls, "__post_init__")
+        and all(f.init for f in fields)
+    )
+    known = _PLAIN_FIELDS[cls.TYPE] = (
+        frozenset(f.name for f in fields if f.name not in BASE_FIELDS) if plain else None
+    )
     return known
 
 
@@ -144,7 +213,7 @@ def from_record(record: Mapping[str, str]) -> Event:
     try:
         cls = EVENT_TYPES[record["type"]]
         schema = int(record["schema"])
-        data: dict[str, Any] = json.loads(record["data"])
+        data: dict[str, Any] = json_loads(record["data"])
         if not isinstance(data, dict):
             raise ValueError("event data is not an object")
         while schema < cls.SCHEMA:
@@ -158,12 +227,18 @@ def from_record(record: Mapping[str, str]) -> Event:
                 data[name] = tuple(value)
             elif name in moments and value is not None:
                 data[name] = parse_time(value)
-        return cls(
-            account_id=record["account"],
-            version=int(record["version"]),
-            time=parse_time(record["time"]),
-            actor=_actor(record["actor"]),
-            **data,
-        )
+        base: dict[str, Any] = {
+            "account_id": record["account"],
+            "version": int(record["version"]),
+            "time": parse_time(record["time"]),
+            "actor": _actor(record["actor"]),
+        }
+        if data.keys() == _plain_fields(cls):
+            # What the generated __init__ would do (assign each field), at a fifth of
+            # the cost of a frozen dataclass's __init__ (a rebuild decodes millions).
+            event = object.__new__(cls)
+            event.__dict__.update(base, **data)
+            return event
+        return cls(**base, **data)
     except (KeyError, ValueError, TypeError) as exc:
         raise CorruptEvent(f"cannot decode event record: {exc!r}") from exc

@@ -86,6 +86,8 @@ def quoted(value: str) -> str:
     such characters were refused; ``json.loads`` gives back the value.
     """
     literal = _json_string(value)
+    if literal.isascii() and literal.isprintable():
+        return literal  # no default-ignorable character is ASCII (the first is U+00AD)
     if literal.isprintable() and IGNORABLE.search(literal) is None:
         return literal
     return "".join(

@@ -7,7 +7,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -270,28 +270,89 @@ def test_a_rebuild_repairs_corrupted_deleted_and_stray_projection_keys(
     assert snapshot(redis_client, namespace) == live
 
 
-def test_a_shadow_that_differs_from_its_replay_is_never_switched_to(
-    container: Container, projector, redis_client, namespace
+def refuses_a_tampered_shadow(
+    container: Container,
+    redis_client: redis.Redis,
+    namespace: str,
+    projection: str,
+    tamper: Callable[[redis.Redis, MemoryFold], list[str]],
+    seed: int,
+    changes: int,
 ) -> None:
+    """After a random history, something (``tamper``, naming the keys it changed) writes
+    into the shadow between the replay and the check: the rebuild stops and the live
+    projection is untouched."""
     container.ledger.apply_timeout = 0.0
-    random_history(container, random.Random(11), changes=400, accounts=4)
+    random_history(container, random.Random(seed), changes=changes, accounts=4)
     wait_until_applied(container)
     live = snapshot(redis_client, namespace)
     tampered: list[str] = []
 
     class Tampering(Rebuilder):
-        """Something writes into the shadow between the replay and the check."""
-
         def _check(self, generation: Any) -> None:
-            for key in generation.fold.zsets:  # the expiry index
-                self.client.zadd(key, {"expiry:x:00ff": 1})
-                tampered.append(key)
+            tampered.extend(tamper(self.client, generation.fold))
             super()._check(generation)
 
     with pytest.raises(RebuildError, match="differs from the replay"):
-        Tampering(container.redis, container.keyspace).run(["auth"])
+        Tampering(container.redis, container.keyspace).run([projection])
     assert tampered
     assert snapshot(redis_client, namespace) == live
+
+
+def test_a_shadow_that_differs_from_its_replay_is_never_switched_to(
+    container: Container, projector, redis_client, namespace
+) -> None:
+    def add_to_the_expiry_index(client: redis.Redis, fold: MemoryFold) -> list[str]:
+        for key in fold.zsets:  # the expiry index
+            client.zadd(key, {"expiry:x:00ff": 1})
+        return list(fold.zsets)
+
+    refuses_a_tampered_shadow(
+        container, redis_client, namespace, "auth", add_to_the_expiry_index, seed=11, changes=400
+    )
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        "stream: one more entry",
+        "stream: last entry gone",
+        "index: one more member",
+        "index: first member gone",
+        "index: last member rescored",
+        "index: last member renamed",
+    ],
+)
+def test_a_shadow_system_log_that_differs_from_its_replay_is_never_switched_to(
+    container: Container, projector, redis_client, namespace, tamper: str
+) -> None:
+    def change_the_system_log(client: redis.Redis, fold: MemoryFold) -> list[str]:
+        if not fold.streams:  # a partition without accounts
+            return []
+        if tamper.startswith("stream"):
+            key = sorted(fold.streams)[0]
+            if tamper.endswith("more entry"):
+                client.xadd(key, {"entry": "{}"}, id="*")
+            else:
+                client.xdel(key, client.xrevrange(key, count=1)[0][0])
+            return [key]
+        key = sorted(fold.indexes)[0]
+        [(top, score)] = client.zrange(key, -1, -1, withscores=True)
+        [(first, _)] = client.zrange(key, 0, 0, withscores=True)
+        if tamper.endswith("one more member"):
+            client.zadd(key, {"9999999999999-0": score + 1})
+        elif tamper.endswith("first member gone"):
+            client.zrem(key, first)
+        elif tamper.endswith("rescored"):
+            client.zadd(key, {top: score + 0.5})
+        else:
+            client.zrem(key, top)
+            client.zadd(key, {f"{top}x": score})
+        return [key]
+
+    refuses_a_tampered_shadow(
+        container, redis_client, namespace, "syslog", change_the_system_log, seed=12, changes=150
+    )
 
 
 def test_a_rebuild_stops_at_the_live_checkpoint_so_the_projector_carries_on_cleanly(
@@ -726,3 +787,21 @@ def test_the_memory_fold_refuses_a_streamed_member_that_is_not_an_append() -> No
     fold.zadd("small", {"a": 5})
     fold.zadd("small", {"a": 1})  # held whole: any change
     assert fold.zsets["small"] == {"a": 1.0}
+
+
+def test_a_replayed_subnet_that_is_not_canonical_fails_the_check_every_time() -> None:
+    from keyledger.adapters.keyspace import Keyspace
+    from keyledger.workers.rebuild import _unsound
+
+    keys = Keyspace("kl", 4)
+    record = keys.auth_key("01" + "ab" * 7)
+    assert record is not None
+    fold = MemoryFold()
+    fold.sadd(f"{record}:subnets", "10.1.0.0/16", "2001:db8::/48")
+    assert _unsound(keys, f"{record}:subnets", fold) is None
+    for bad in ("10.1.0.1/16", "10.1.0.0/33", "nonsense"):
+        fold.sadd(f"{record}:subnets", bad)
+        for _ in range(2):  # the second time from what the first remembered
+            assert "holds a bad subnet" in (_unsound(keys, f"{record}:subnets", fold) or "")
+        fold.srem(f"{record}:subnets", bad)
+    assert _unsound(keys, f"{record}:subnets", fold) is None

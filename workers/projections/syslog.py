@@ -16,7 +16,7 @@ from typing import Any
 from keyledger.adapters.keyspace import Keyspace
 from keyledger.domain import events as ev
 from keyledger.domain.mapper import canonical_json
-from keyledger.domain.systemlog import entry_for
+from keyledger.domain.systemlog import entry_values
 
 NAME = "syslog"
 
@@ -27,19 +27,21 @@ def as_json(event: ev.Event) -> str:
 
 def rendered(event: ev.Event) -> tuple[str, str]:
     """The stored entry (canonical JSON, in API form) and its resource id."""
-    entry = entry_for(event)
+    id, time, originator, api_key_name, resource, resource_id, kind, description = entry_values(
+        event
+    )
     body: dict[str, Any] = {
-        "id": entry.id,
-        "time": entry.time,
-        "originator": entry.originator,
-        "resource": entry.resource,
-        "resourceId": entry.resource_id,
-        "type": entry.type,
-        "description": entry.description,
+        "id": id,
+        "time": time,
+        "originator": originator,
+        "resource": resource,
+        "resourceId": resource_id,
+        "type": kind,
+        "description": description,
     }
-    if entry.api_key_name is not None:
-        body["apiKeyName"] = entry.api_key_name
-    return canonical_json(body), entry.resource_id
+    if api_key_name is not None:
+        body["apiKeyName"] = api_key_name
+    return canonical_json(body), resource_id
 
 
 def apply(pipe: Any, keys: Keyspace, event: ev.Event, entry_id: str) -> None:
