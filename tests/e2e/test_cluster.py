@@ -353,7 +353,7 @@ def chaotic(cstack: Stack, cluster: LocalCluster, redis_url: str, data: RedisClu
         "KEYLEDGER_NAMESPACE": namespace,
         "KEYLEDGER_LOG_LEVEL": "WARNING",
     }
-    kills = history_under_chaos(container, env, changes=400, seeds=(13, 5))
+    kills = history_under_chaos(container, env, changes=400, seeds=(13, 5), min_kills=2)
     survivor = ChaosProjector(env, seed=2)
     survivor.start()
     try:

@@ -132,15 +132,25 @@ class ChaosProjector:
 
 
 def history_under_chaos(
-    container: Container, env: dict[str, str], changes: int, seeds: tuple[int, int]
+    container: Container,
+    env: dict[str, str],
+    changes: int,
+    seeds: tuple[int, int],
+    min_kills: int = 3,
 ) -> int:
     """``random_history`` (seed ``seeds[0]``) while projectors (seed ``seeds[1]``) are
-    SIGKILLed at random moments; how many were killed."""
+    SIGKILLed at random moments; how many were killed. On a fast machine the history can
+    end before ``min_kills`` projectors were killed: more changes follow, in rounds of a
+    tenth (other seeds), until they were (at most 100 rounds)."""
     chaos = ChaosProjector(env, seed=seeds[1])
     killer = threading.Thread(target=chaos.run)
     killer.start()
     try:
         random_history(container, changes=changes, seed=seeds[0])
+        for extra in range(1, 101):
+            if chaos.kills >= min_kills:
+                break
+            random_history(container, changes=max(1, changes // 10), seed=seeds[0] + extra)
     finally:
         chaos.close()
         killer.join()
