@@ -74,6 +74,30 @@ def id_after(entry_id: str) -> str:
     return f"{ms}-{int(seq) + 1}"
 
 
+def order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq)
+
+
+def insert_after(entries: Entries, index: int, fields: dict[str, str]) -> Entries:
+    """``entries`` with ``fields`` added right after ``entries[index]``. Two entries often
+    share a millisecond with consecutive ids (no id lies between them): the entries after
+    the insertion then take the next ids in turn, as a rewrite of the stream may."""
+    out = [*entries[: index + 1], (id_after(entries[index][0]), fields)]
+    for entry_id, kept in entries[index + 1 :]:
+        if order(entry_id) <= order(out[-1][0]):
+            entry_id = id_after(out[-1][0])
+        out.append((entry_id, kept))
+    return out
+
+
+def test_an_entry_is_inserted_between_two_of_the_same_millisecond() -> None:
+    entries: Entries = [("5-0", {"n": "a"}), ("5-1", {"n": "b"}), ("6-0", {"n": "c"})]
+    changed = insert_after(entries, 0, {"n": "x"})
+    assert [f["n"] for _, f in changed] == ["a", "x", "b", "c"]
+    assert [i for i, _ in changed] == ["5-0", "5-1", "5-2", "6-0"]
+
+
 def account_key(container: Container, b: Bootstrapped) -> str:
     return container.keyspace.account_events(b.account_id)
 
@@ -294,9 +318,9 @@ def test_an_inserted_entry_is_named(
 
     def insert_an_owner(entries: Entries) -> Entries:
         intruder = {**entries[1][1], "data": entries[1][1]["data"].replace("Ann", "Eve")}
-        inserted.append(id_after(entries[1][0]))
-        assert inserted[0] < entries[2][0]
-        return [*entries[:2], (inserted[0], intruder), *entries[2:]]
+        changed = insert_after(entries, 1, intruder)
+        inserted.append(changed[2][0])
+        return changed
 
     rewrite(redis_client, account_key(quick, acme), insert_an_owner)
     found = first_break(quick)
@@ -309,7 +333,7 @@ def test_a_forged_inserted_entry_is_named_where_the_real_successor_follows(
     def insert_forged(entries: Entries) -> Entries:
         template = {k: v for k, v in entries[2][1].items() if k not in ("prev", "hash")}
         [forged] = chained([{**template, "type": "ApiDisabled"}], entries[1][1]["hash"])
-        return [*entries[:2], (id_after(entries[1][0]), forged), *entries[2:]]
+        return insert_after(entries, 1, forged)
 
     entries = rewrite(redis_client, account_key(quick, acme), insert_forged)
     found = first_break(quick)
