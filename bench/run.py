@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -318,6 +319,7 @@ def decision_rows(container: Container, account_key: str, secret: str) -> list[R
     runs = sorted((timed(decide, 20_000) for _ in range(3)), key=lambda r: percentile(r, 0.99))
     samples = runs[1]
     p99 = percentile(samples, 0.99)
+    one, two = threaded_rate(decide, 1), threaded_rate(decide, 2)
     return [
         Row(
             "in-process decision, warm",
@@ -326,8 +328,34 @@ def decision_rows(container: Container, account_key: str, secret: str) -> list[R
             "< 100 us",
             p99 < 100,
             f"p50 {statistics.median(samples):.1f} us",
-        )
+        ),
+        Row(
+            "warm decisions, 2 threads / 1",
+            two / one,
+            "x 1 thread",
+            "reported (GIL: ~1)",
+            None,
+            f"{one:,.0f} and {two:,.0f} decisions/s; a lock convoy made it 0.22 x",
+        ),
     ]
+
+
+def threaded_rate(decide: Callable[[], object], threads: int, calls: int = 40_000) -> float:
+    """Decisions per second with ``threads`` threads deciding at once: one process's
+    threads share the GIL, so about the rate of one thread, unless they queue on locks
+    or hand the GIL to each other at every decision (docs/operators.md, "Performance")."""
+
+    def run() -> None:
+        for _ in range(calls // threads):
+            decide()
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return calls / (time.perf_counter() - started)
 
 
 def lag_rows(container: Container, account_id: str, changes: int) -> list[Row]:

@@ -13,13 +13,14 @@ time backwards. What a process noted is also written when it exits normally
 
 from __future__ import annotations
 
+import collections
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from keyledger import process
 from keyledger.adapters.keyspace import Keyspace
 from keyledger.adapters.redis_client import REDIS_ERRORS, store_call
 from keyledger.adapters.topology import Client
@@ -70,10 +71,12 @@ class LastUseRecorder:
         self.interval = interval
         self.clock = clock
         self._noted: dict[str, tuple[int, str]] = {}
+        #: Notes made while ``_lock`` was held elsewhere (``deque.append`` is atomic).
+        self._queued: collections.deque[tuple[tuple[str, ...], int, str]] = collections.deque()
         self._lock = threading.Lock()
         self._script = client.register_script(KEEP_LATEST)
         self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
+        self._pid = process.pid()
         self._stop = threading.Event()
         self._listeners: list[Callable[[], None]] = []
         self.flushes = 0
@@ -85,16 +88,25 @@ class LastUseRecorder:
     def note(self, key_ids: Iterable[str], source_ip: str | None) -> None:
         """Remember a use of these keys now (memory only; the flusher writes it)."""
         at, source = int(self.clock() * 1000), source_ip or ""
-        with self._lock:
-            if self._pid != os.getpid():  # forked: the parent's notes are the parent's
-                self._pid, self._thread = os.getpid(), None
+        # Never wait for the lock on the request path (a convoy of server threads behind
+        # one the GIL switched away from: docs/operators.md "Performance"). Busy: the
+        # note is queued, and the flush takes it.
+        if not self._lock.acquire(blocking=False):
+            self._queued.append((tuple(key_ids), at, source))
+            return
+        try:
+            if self._pid != process.pid():  # forked: the parent's notes are the parent's
+                self._pid, self._thread = process.pid(), None
                 self._noted.clear()
+                self._queued.clear()
             for key_id in key_ids:
                 known = self._noted.get(key_id)
                 if known is None or known[0] < at:
                     self._noted[key_id] = (at, source)
             if self._thread is None and self.interval > 0:
                 self._start()
+        finally:
+            self._lock.release()
 
     def _start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="last-use-flush", daemon=True)
@@ -124,6 +136,12 @@ class LastUseRecorder:
         notes are kept (merged with newer ones) for the next try."""
         with self._lock:
             noted, self._noted = self._noted, {}
+        while self._queued:  # notes made while the lock was busy
+            key_ids, at, source = self._queued.popleft()
+            for key_id in key_ids:
+                known = noted.get(key_id)
+                if known is None or known[0] < at:
+                    noted[key_id] = (at, source)
         if not noted:
             return 0
         by_partition: dict[int, list[str]] = {}

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import queue
 import threading
 import time
@@ -40,6 +39,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from keyledger import process
 from keyledger.adapters.keyspace import Keyspace
 from keyledger.adapters.redis_client import REDIS_ERRORS, translated_errors
 from keyledger.adapters.topology import Client
@@ -150,7 +150,7 @@ class RateLimiter:
         self._lease = client.register_script(LEASE_SCRIPT)
         self._leases: OrderedDict[str, _Lease] = OrderedDict()
         self._lock = threading.Lock()
-        self._pid = os.getpid()
+        self._pid = process.pid()
         self._renewals: queue.SimpleQueue[str] | None = None
         #: Script calls made (with the request waiting / in the background): for tests.
         self.calls = self.background_calls = 0
@@ -163,8 +163,8 @@ class RateLimiter:
         """Count one request of this account key: allowed, with what remains, or not."""
         now = self.monotonic()
         with self._lock:
-            if self._pid != os.getpid():  # forked: the parent's leases are the parent's
-                self._pid, self._renewals = os.getpid(), None
+            if self._pid != process.pid():  # forked: the parent's leases are the parent's
+                self._pid, self._renewals = process.pid(), None
                 self._leases.clear()
             lease = self._leases.get(account_key_id)
             if lease is not None and lease.left > 0 and now < lease.deadline:

@@ -83,11 +83,13 @@ class KeyHasher:
 
     def _remembered(self, digest: bytes, stored_hashes: tuple[str, ...]) -> int | None:
         """The index of the stored hash this process verified the digest's key against."""
-        with self._lock:
-            remembered = self._verified.get(digest)
-            if remembered is not None and len(self._verified) * 2 > self._cache_size:
-                # Least recently used is dropped first; below half full nothing is near
-                # being dropped (as in AuthCache.get).
+        # No lock on this path every request takes (as in AuthCache.get): each
+        # OrderedDict call is one step under the GIL.
+        remembered = self._verified.get(digest)
+        if remembered is not None and len(self._verified) * 2 > self._cache_size:
+            # Least recently used is dropped first; below half full nothing is near
+            # being dropped (as in AuthCache.get).
+            with contextlib.suppress(KeyError):
                 self._verified.move_to_end(digest)
         if remembered is not None:
             for index, stored_hash in enumerate(stored_hashes):

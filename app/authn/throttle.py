@@ -168,13 +168,14 @@ class FailureThrottle:
         """Seconds to wait when this subject is throttled, else None."""
         if not self.limits.counting:
             return None
+        if self._nothing_counted_passes and not (
+            self._by_network or self._by_source or self._by_pair
+        ):
+            # Nothing counted (this window or, if it has just ended, the last): the tally
+            # is all zeros. Read without the lock, as every request asks (AuthCache.get).
+            return None
         with self._lock:
-            remaining = self._roll()
-            if self._nothing_counted_passes and not (
-                self._by_network or self._by_source or self._by_pair
-            ):
-                return None  # no failure in this window: the tally is all zeros
-            tally = self._tally(subject, remaining)
+            tally = self._tally(subject, self._roll())
         return tally.retry_after if self.limits.exceeded(tally) else None
 
     def failed(self, subject: Subject) -> None:

@@ -34,7 +34,6 @@ killed outright (SIGKILL) loses at most that interval of lines.
 from __future__ import annotations
 
 import collections
-import os
 import re
 import sys
 import threading
@@ -42,6 +41,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
+from keyledger import process
 from keyledger.exiting import at_exit
 from keyledger.observability.logs import KEY_SHAPE, redact_keys
 from keyledger.web.auth import REQUEST_ID
@@ -88,19 +88,19 @@ class LineWriter:
     def write(self, line: str) -> None:
         """Queue one line (ending in a newline); never blocks on the stream."""
         self._pending.append(line)
-        if self._writer_pid != os.getpid():
+        if self._writer_pid != process.pid():
             self._start()
 
     def _start(self) -> None:
         with self._start_lock:
-            if self._writer_pid == os.getpid():
+            if self._writer_pid == process.pid():
                 return
-            self._writer_pid = os.getpid()
+            self._writer_pid = process.pid()
             threading.Thread(target=self._write_forever, name="access-log", daemon=True).start()
             at_exit(self.flush)  # a forked Granian worker's too (keyledger.exiting)
 
     def _write_forever(self) -> None:
-        pid, pause = os.getpid(), threading.Event()
+        pid, pause = process.pid(), threading.Event()
         while self._writer_pid == pid:
             pause.wait(self.interval)
             self.flush()
@@ -203,4 +203,4 @@ class AccessLogged:
             f'"{clean(method, MAX_METHOD)} {clean(path, MAX_PATH)} {clean(protocol, 16)}"'
         )
         ms = (time.perf_counter() - started) * 1000
-        return f"[{self.clock(time.time())}] pid=<{os.getpid()}> {told} {status} {ms:.2f}ms\n"
+        return f"[{self.clock(time.time())}] pid=<{process.pid()}> {told} {status} {ms:.2f}ms\n"

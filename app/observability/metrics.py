@@ -22,6 +22,7 @@ import os
 import threading
 import time
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -123,6 +124,8 @@ class WebMetrics:
             registry=registry,
         )
         self._pending: dict[tuple[Any, ...], float] = {}
+        #: Counts made while ``_lock`` was held elsewhere (``deque.append`` is atomic).
+        self._overflow: deque[tuple[tuple[Any, ...], float]] = deque()
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._flusher: threading.Thread | None = None
@@ -130,8 +133,16 @@ class WebMetrics:
 
     # -- recording (the request path) ----------------------------------------------------
     def _add(self, key: tuple[Any, ...], amount: float = 1.0) -> None:
-        with self._lock:
-            self._pending[key] = self._pending.get(key, 0.0) + amount
+        # Never wait for the lock on the request path: with several server threads a
+        # waited-for lock queues them behind a thread the GIL switched away from (a
+        # convoy, docs/operators.md "Performance"). Busy: the flush adds it later.
+        if self._lock.acquire(blocking=False):
+            try:
+                self._pending[key] = self._pending.get(key, 0.0) + amount
+            finally:
+                self._lock.release()
+        else:
+            self._overflow.append((key, amount))
         if self._flusher is None:
             self._start_flushing()
 
@@ -158,14 +169,20 @@ class WebMetrics:
         if method not in METHODS:
             method = "other"
         bucket = bisect_left(DURATION_BUCKETS, seconds)
-        with self._lock:
-            pending = self._pending
-            key: tuple[Any, ...] = (REQUESTS, method, route, status)
-            pending[key] = pending.get(key, 0.0) + 1
-            key = (BUCKET, route, bucket)
-            pending[key] = pending.get(key, 0.0) + 1
-            key = (SUM, route)
-            pending[key] = pending.get(key, 0.0) + seconds
+        counted: tuple[tuple[tuple[Any, ...], float], ...] = (
+            ((REQUESTS, method, route, status), 1.0),
+            ((BUCKET, route, bucket), 1.0),
+            ((SUM, route), seconds),
+        )
+        if self._lock.acquire(blocking=False):  # never waited for (``_add``)
+            try:
+                pending = self._pending
+                for key, amount in counted:
+                    pending[key] = pending.get(key, 0.0) + amount
+            finally:
+                self._lock.release()
+        else:
+            self._overflow.extend(counted)
         if self._flusher is None:
             self._start_flushing()
 
@@ -175,6 +192,9 @@ class WebMetrics:
         with self._flush_lock:
             with self._lock:
                 pending, self._pending = self._pending, {}
+            while self._overflow:  # what was counted while the lock was busy
+                key, amount = self._overflow.popleft()
+                pending[key] = pending.get(key, 0.0) + amount
             for key, amount in pending.items():
                 self._sink(key, amount)
 
@@ -210,6 +230,7 @@ class WebMetrics:
     def _forked(self) -> None:
         """In a forked child: counts pending in the parent are the parent's to flush."""
         self._pending = {}
+        self._overflow = deque()
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._flusher = None

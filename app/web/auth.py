@@ -9,6 +9,8 @@ Redis with the same policies.
 from __future__ import annotations
 
 import functools
+import hashlib
+import itertools
 import logging
 import os
 import re
@@ -66,9 +68,30 @@ def choose_request_id(presented: str | None) -> str:
     """The client's X-Request-Id when it is a sane token, else a new one."""
     if presented and REQUEST_ID.fullmatch(presented):
         return presented
-    # 128 random bits as 32 hex digits, as uuid4().hex gave, for a quarter of its cost. From
-    # the system's generator: an id guards nothing, but nobody can tell the next one either.
-    return os.urandom(16).hex()
+    return _new_request_id()
+
+
+class _RequestIds:
+    """New request ids: 32 hex digits (as uuid4().hex gave) that nobody can predict, made
+    without a system call. ``os.urandom`` lets the GIL go for its system call, and with
+    several server threads every request then handed the GIL to another thread and back
+    (docs/operators.md, "Performance"); a counter hashed with BLAKE2b under a key drawn
+    once per process (again after a fork) keeps the GIL and is as unguessable."""
+
+    def __init__(self) -> None:
+        self._renew()
+        os.register_at_fork(after_in_child=self._renew)
+
+    def _renew(self) -> None:
+        self._key = os.urandom(32)
+        self._counter = itertools.count()
+
+    def __call__(self) -> str:
+        number = next(self._counter).to_bytes(8, "big")
+        return hashlib.blake2b(number, key=self._key, digest_size=16).hexdigest()
+
+
+_new_request_id = _RequestIds()
 
 
 @functools.lru_cache(maxsize=64)
