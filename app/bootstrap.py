@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from keyledger.adapters.accounts import AccountRepository
@@ -50,6 +51,9 @@ def build(settings: Settings, clock: Clock = utcnow) -> Container:
 
     def epoch_seconds() -> float:
         return clock().timestamp()
+
+    if clock is utcnow:  # the same instant without making a datetime at every decision
+        epoch_seconds = time.time
 
     client = connect(
         settings.redis_url, timeout=settings.redis_timeout, cluster=settings.redis_cluster
