@@ -249,6 +249,13 @@ class AuthCache:
         try:
             if self._layout_changed:
                 raise redis.ConnectionError("the cluster's layout changed")
+            # Read what has arrived first: a PONG waiting in the socket of a process that
+            # had no request for over PONG_TIMEOUT is an answer, not a silence.
+            sockets = [held.socket for held in self._subscriptions]
+            readable = set(range(len(sockets))) if None in sockets else pollnow.readable(sockets)
+            for index, held in enumerate(self._subscriptions):
+                if index in readable:
+                    self._drain(held, now)
             ping = now >= self._next_ping
             if ping:
                 self._next_ping = now + PING_EVERY
@@ -259,11 +266,6 @@ class AuthCache:
                 if ping and held.awaiting_pong is None:
                     held.pubsub.ping()
                     held.awaiting_pong = now
-            sockets = [held.socket for held in self._subscriptions]
-            readable = set(range(len(sockets))) if None in sockets else pollnow.readable(sockets)
-            for index, held in enumerate(self._subscriptions):
-                if index in readable:
-                    self._drain(held, now)
                 if now - held.last_heard > PING_EVERY + PONG_TIMEOUT:
                     silent = True
             if silent:

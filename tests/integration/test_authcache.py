@@ -6,6 +6,7 @@ import time
 
 import redis
 
+from keyledger.adapters.authcache import PONG_TIMEOUT
 from keyledger.bootstrap import Container
 from keyledger.domain.events import OPERATOR
 from tests.integration.helpers import bootstrap
@@ -103,6 +104,25 @@ def test_liveness_pings_do_not_flush_a_healthy_cache(container: Container, proje
     while time.monotonic() < deadline:
         assert authenticate(container, b.account_key, b.secret_key).allowed
         time.sleep(0.01)
+    assert cache.flushes == flushes
+
+
+def test_a_pong_answered_while_no_request_came_is_not_taken_for_silence(
+    container: Container, projector
+) -> None:
+    """A worker that sent its PING and then had no request for over PONG_TIMEOUT found
+    the PONG in its socket: it is read before the timeout is judged (no flush)."""
+    b = bootstrap(container)
+    subscribed(container)
+    cache = container.authenticator.lookup.cache
+    assert cache is not None
+    authenticate(container, b.account_key, b.secret_key)
+    cache._next_ping = 0.0  # a PING is due: the next request sends it
+    authenticate(container, b.account_key, b.secret_key)
+    assert any(held.awaiting_pong is not None for held in cache._subscriptions or [])
+    flushes = cache.flushes
+    time.sleep(PONG_TIMEOUT + 0.3)  # no request meanwhile; the PONG waits in the socket
+    assert authenticate(container, b.account_key, b.secret_key).allowed
     assert cache.flushes == flushes
 
 
