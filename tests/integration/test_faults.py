@@ -32,16 +32,20 @@ from tests.integration.test_projector import snapshot
 BIN = Path(sys.executable).parent
 
 
-def random_history(container: Container, changes: int, seed: int) -> None:
-    """Many small changes over a few accounts; cheap ones mostly (argon2 is slow)."""
+def random_history(
+    container: Container, changes: int, seed: int, accounts: list[str] | None = None
+) -> list[str]:
+    """Many small changes over a few accounts (four new ones, or ``accounts``); cheap ones
+    mostly (argon2 is slow). Returns the accounts changed."""
     rng = random.Random(seed)
     ledger = container.ledger
-    accounts = []
-    for i in range(4):
-        account_id, owner, _ = ledger.register_account(f"A{i}", "Owner", f"o{i}@x.io", OPERATOR)
-        ledger.enable_api(account_id, OPERATOR)
-        ledger.create_secret_key(account_id, f"owner-key-{i:04d}", owner, (), OPERATOR)
-        accounts.append(account_id)
+    if accounts is None:
+        accounts = []
+        for i in range(4):
+            account_id, owner, _ = ledger.register_account(f"A{i}", "Owner", f"o{i}@x.io", OPERATOR)
+            ledger.enable_api(account_id, OPERATOR)
+            ledger.create_secret_key(account_id, f"owner-key-{i:04d}", owner, (), OPERATOR)
+            accounts.append(account_id)
     for n in range(changes):
         account_id = rng.choice(accounts)
         state = ledger.state(account_id)
@@ -70,6 +74,7 @@ def random_history(container: Container, changes: int, seed: int) -> None:
                     )
         except KeyledgerError:
             continue
+    return accounts
 
 
 def copy_log(client: redis.Redis, source: Keyspace, target: Keyspace) -> None:
@@ -140,17 +145,17 @@ def history_under_chaos(
 ) -> int:
     """``random_history`` (seed ``seeds[0]``) while projectors (seed ``seeds[1]``) are
     SIGKILLed at random moments; how many were killed. On a fast machine the history can
-    end before ``min_kills`` projectors were killed: more changes follow, in rounds of a
-    tenth (other seeds), until they were (at most 100 rounds)."""
+    end before ``min_kills`` projectors were killed: more changes to the same accounts
+    follow, in rounds of a tenth (other seeds), until they were (at most 100 rounds)."""
     chaos = ChaosProjector(env, seed=seeds[1])
     killer = threading.Thread(target=chaos.run)
     killer.start()
     try:
-        random_history(container, changes=changes, seed=seeds[0])
+        accounts = random_history(container, changes=changes, seed=seeds[0])
         for extra in range(1, 101):
             if chaos.kills >= min_kills:
                 break
-            random_history(container, changes=max(1, changes // 10), seed=seeds[0] + extra)
+            random_history(container, max(1, changes // 10), seeds[0] + extra, accounts)
     finally:
         chaos.close()
         killer.join()
