@@ -120,12 +120,11 @@ class AccountHistory:
 
 
 def hashed(
-    container: Container, kinds: list[KeyKind], partition: int
+    container: Container, kinds: list[KeyKind], partition: int, pool: ThreadPoolExecutor
 ) -> list[tuple[str, str, str]]:
     """New keys of ``kinds`` in ``partition``: (token, key id, argon2id hash)."""
     keys = [generate(kind, partition) for kind in kinds]
-    with ThreadPoolExecutor(HASH_THREADS) as pool:
-        hashes = list(pool.map(container.hasher.hash, [k.token for k in keys]))
+    hashes = list(pool.map(container.hasher.hash, [k.token for k in keys]))
     return [(k.token, k.key_id, h) for k, h in zip(keys, hashes, strict=True)]
 
 
@@ -164,12 +163,13 @@ class Seeder:
         shares = _shares(total - plan.minimum_events, plan.accounts)
         started = time.monotonic()
         partitions: set[int] = set()
-        for n, extra in enumerate(shares):
-            history = self._account(n, plan, extra, clock, summary)
-            partitions.add(self.container.keyspace.partition_of(history.state.id))
-            self._append(history)
-            summary.events += len(history.events)
-            self.on_progress("writing", summary.events, total)
+        with ThreadPoolExecutor(HASH_THREADS) as pool:  # one for every account's keys
+            for n, extra in enumerate(shares):
+                history = self._account(n, plan, extra, clock, summary, pool)
+                partitions.add(self.container.keyspace.partition_of(history.state.id))
+                self._append(history)
+                summary.events += len(history.events)
+                self.on_progress("writing", summary.events, total)
         summary.partitions = len(partitions)
         summary.seconds["write"] = time.monotonic() - started
         if project:
@@ -179,13 +179,19 @@ class Seeder:
         return summary
 
     def _account(
-        self, n: int, plan: Plan, extra: int, clock: Clock, summary: Summary
+        self,
+        n: int,
+        plan: Plan,
+        extra: int,
+        clock: Clock,
+        summary: Summary,
+        pool: ThreadPoolExecutor,
     ) -> AccountHistory:
         account_id, owner_id = new_id(), new_id()
         partition = self.container.keyspace.partition_of(account_id)
         history = AccountHistory(self.container, account_id, clock)
         kinds = [KeyKind.ACCOUNT] + [KeyKind.SECRET] * (plan.keys_per_account + 1)
-        account_key, *secret_keys = hashed(self.container, kinds, partition)
+        account_key, *secret_keys = hashed(self.container, kinds, partition, pool)
         owner = f"Owner {n}"
         history.do(
             cmd.RegisterAccount(

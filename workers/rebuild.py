@@ -32,7 +32,6 @@ the switch and the new one after it: the service never pauses.
 from __future__ import annotations
 
 import gc
-import ipaddress
 import json
 import logging
 import time
@@ -51,6 +50,7 @@ from keyledger.adapters.redis_client import Entries, as_entries, stream_id
 from keyledger.adapters.topology import Client, Topology
 from keyledger.domain.events import Event
 from keyledger.domain.mapper import from_record
+from keyledger.domain.network import parsed_network
 from keyledger.domain.roles import ROLE_NAMES
 from keyledger.workers.fold import MemoryFold
 from keyledger.workers.projections import auth, syslog
@@ -651,7 +651,7 @@ def _unsound(keys: Keyspace, key: str, fold: MemoryFold) -> str | None:
 def _bad_subnet(cidr: str) -> str | None:
     """Why ``cidr`` is not a subnet, or None; remembered: keys share their subnets."""
     try:
-        ipaddress.ip_network(cidr, strict=True)
+        parsed_network(cidr)  # strict: host bits set are a problem too
     except ValueError as exc:
         return str(exc)
     return None

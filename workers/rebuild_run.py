@@ -46,8 +46,6 @@ end
 return joined
 """
 
-TOTALS = ("replayed", "caughtUp", "skipped", "switchRetries", "partitionsDone")
-
 
 class RebuildRun:
     def __init__(self, client: Client, keyspace: Keyspace, run_id: str):
@@ -87,7 +85,10 @@ class RebuildRun:
         return bool(self._join(keys=[self.state], args=[helper, time.time(), RUN_TTL]))
 
     def leave(self, helper: str) -> None:
-        self.client.hset(self.state, f"left:{helper}", time.time())
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hset(self.state, f"left:{helper}", time.time())
+            pipe.expire(self.state, RUN_TTL)  # a write after the lead dropped it expires too
+            pipe.execute()
 
     def beat(self, helper: str, read: int) -> None:
         """A heartbeat, and ``read`` more log entries read."""
@@ -95,6 +96,7 @@ class RebuildRun:
             pipe.hset(self.state, f"beat:{helper}", time.time())
             if read:
                 pipe.hincrby(self.state, "done", read)
+            pipe.expire(self.state, RUN_TTL)
             pipe.execute()
 
     def claim(self) -> int | None:
@@ -106,14 +108,18 @@ class RebuildRun:
 
     def fail(self, message: str) -> None:
         """The first error stops every participant at its next claim."""
-        self.client.hsetnx(self.state, "error", message)
-        self.client.delete(self.todo)
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hsetnx(self.state, "error", message)
+            pipe.expire(self.state, RUN_TTL)
+            pipe.delete(self.todo)
+            pipe.execute()
 
     def add(self, totals: dict[str, int]) -> None:
         with self.client.pipeline(transaction=False) as pipe:
             for name, value in totals.items():
                 if value:
                     pipe.hincrby(self.state, name, value)
+            pipe.expire(self.state, RUN_TTL)
             pipe.execute()
 
     def snapshot(self) -> dict[str, Any]:

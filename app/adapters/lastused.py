@@ -8,7 +8,8 @@ key in memory (``note``, a dictionary update) and a background thread writes wha
 it noted every ``interval`` seconds, one script call per partition, keeping the
 later of the stored and the noted use, so a slow or late writer never moves a
 time backwards. What a process noted is also written when it exits normally
-(``atexit``); a process killed outright loses at most one interval of uses.
+(``keyledger.exiting``: forked web workers too); a process killed outright loses
+at most one interval of uses.
 """
 
 from __future__ import annotations
@@ -58,6 +59,16 @@ def parse(stored: str | None) -> LastUse | None:
         return None
 
 
+def _keep_latest(
+    noted: dict[str, tuple[int, str]], key_ids: Iterable[str], at: int, source: str
+) -> None:
+    """Note a use of ``key_ids`` at ``at`` unless a later one is noted already."""
+    for key_id in key_ids:
+        known = noted.get(key_id)
+        if known is None or known[0] < at:
+            noted[key_id] = (at, source)
+
+
 class LastUseRecorder:
     def __init__(
         self,
@@ -99,10 +110,7 @@ class LastUseRecorder:
                 self._pid, self._thread = process.pid(), None
                 self._noted.clear()
                 self._queued.clear()
-            for key_id in key_ids:
-                known = self._noted.get(key_id)
-                if known is None or known[0] < at:
-                    self._noted[key_id] = (at, source)
+            _keep_latest(self._noted, key_ids, at, source)
             if self._thread is None and self.interval > 0:
                 self._start()
         finally:
@@ -137,11 +145,7 @@ class LastUseRecorder:
         with self._lock:
             noted, self._noted = self._noted, {}
         while self._queued:  # notes made while the lock was busy
-            key_ids, at, source = self._queued.popleft()
-            for key_id in key_ids:
-                known = noted.get(key_id)
-                if known is None or known[0] < at:
-                    noted[key_id] = (at, source)
+            _keep_latest(noted, *self._queued.popleft())
         if not noted:
             return 0
         by_partition: dict[int, list[str]] = {}
@@ -158,10 +162,8 @@ class LastUseRecorder:
                     )
         except REDIS_ERRORS:
             with self._lock:
-                for key_id, use in noted.items():
-                    known = self._noted.get(key_id)
-                    if known is None or known[0] < use[0]:
-                        self._noted[key_id] = use
+                for key_id, (at, source) in noted.items():
+                    _keep_latest(self._noted, (key_id,), at, source)
             raise
         self.flushes += 1
         for listener in self._listeners:

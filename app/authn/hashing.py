@@ -101,11 +101,6 @@ class KeyHasher:
                     return index
         return None
 
-    def remembers(self, stored_hashes: tuple[str, ...], token: str) -> bool:
-        """True when this process already verified ``token`` against one of
-        ``stored_hashes``: ``verify_any`` will answer without argon2."""
-        return self._remembered(self._digest(token), stored_hashes) is not None
-
     def recall(self, stored_hashes: tuple[str, ...], token: str) -> int | None:
         """``verify_any`` answered from memory only: the index of the stored hash this
         process verified ``token`` against, or None (and nothing counted) when it has not."""

@@ -43,7 +43,7 @@ from typing import IO, Any
 
 from keyledger import process
 from keyledger.exiting import at_exit
-from keyledger.observability.logs import KEY_SHAPE, redact_keys
+from keyledger.observability.logs import redact_keys
 from keyledger.web.auth import REQUEST_ID
 
 FLUSH_SECONDS = 0.1
@@ -65,8 +65,7 @@ MAX_METHOD = 16
 def clean(value: str, limit: int | None = None) -> str:
     """A value for the access line: keys redacted, unsafe characters escaped, and at most
     ``limit`` characters kept."""
-    if "kl" in value and KEY_SHAPE.search(value):
-        value = redact_keys(value)
+    value = redact_keys(value)
     if NEEDS_ESCAPE.search(value):
         value = value.translate(ESCAPE)
     if limit is not None and len(value) > limit:

@@ -168,8 +168,8 @@ def test_a_remembered_key_vouches_for_that_key_only_not_for_its_key_id(
     assert impostor[5:21] == TOKEN[5:21] and impostor != TOKEN
     assert hasher.verify(stored_hash, impostor) is False
     assert hasher.argon2_verifications == 2  # it was checked, not taken from memory
-    assert hasher.remembers((stored_hash,), TOKEN)
-    assert not hasher.remembers((stored_hash,), impostor)
+    assert hasher.recall((stored_hash,), TOKEN) is not None
+    assert hasher.recall((stored_hash,), impostor) is None
 
 
 def test_recall_answers_from_memory_only_and_names_the_hash_matched(
