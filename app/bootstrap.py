@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from keyledger.adapters.accounts import AccountRepository
@@ -49,11 +50,11 @@ class Container:
 def build(settings: Settings, clock: Clock = utcnow) -> Container:
     """Every dependency; ``clock`` is the one time source (decisions, policies, last use)."""
 
-    def epoch_seconds() -> float:
-        return clock().timestamp()
-
-    if clock is utcnow:  # the same instant without making a datetime at every decision
-        epoch_seconds = time.time
+    # The same instant without making a datetime at every decision, when the clock is the
+    # system's.
+    epoch_seconds: Callable[[], float] = (
+        time.time if clock is utcnow else (lambda: clock().timestamp())
+    )
 
     client = connect(
         settings.redis_url, timeout=settings.redis_timeout, cluster=settings.redis_cluster

@@ -197,7 +197,7 @@ class AuthCache:
         with self._lock:
             self._busy = True
             try:
-                return self._sync_locked(now)
+                return self._sync_locked(time.monotonic())  # the lock may have been waited for
             finally:
                 self._busy = False
 

@@ -199,7 +199,10 @@ class Authenticator:
             return None
         if self.hasher.recall((found.account_key_hash,), ak.token) is None:
             return None
-        return self.hasher.recall(_secret_hashes(found), sk.token)
+        matched = self.hasher.recall(_secret_hashes(found), sk.token)
+        if matched is not None:
+            self.hasher.recalled(2)  # else both are verified (and counted) by the cold path
+        return matched
 
     def _verify(self, stored_hash: str | None, token: str) -> bool:
         if stored_hash is None:

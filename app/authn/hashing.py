@@ -103,11 +103,14 @@ class KeyHasher:
 
     def recall(self, stored_hashes: tuple[str, ...], token: str) -> int | None:
         """``verify_any`` answered from memory only: the index of the stored hash this
-        process verified ``token`` against, or None (and nothing counted) when it has not."""
-        index = self._remembered(self._digest(token), stored_hashes)
-        if index is not None:
+        process verified ``token`` against, or None when it has not. Nothing is counted:
+        a caller that goes by the answer says so with ``recalled``."""
+        return self._remembered(self._digest(token), stored_hashes)
+
+    def recalled(self, keys: int) -> None:
+        """Count ``keys`` verifications answered by ``recall`` (metrics)."""
+        for _ in range(keys):
             self.observer.key_verified(True)
-        return index
 
     def verify(self, stored_hash: str, token: str) -> bool:
         """True when ``token`` matches ``stored_hash``; argon2 runs once per key and process."""

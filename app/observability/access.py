@@ -47,6 +47,8 @@ from keyledger.observability.logs import redact_keys
 from keyledger.web.auth import REQUEST_ID
 
 FLUSH_SECONDS = 0.1
+#: Lines that may wait for a stream that takes nothing (about 15 MB of memory).
+MAX_PENDING = 100_000
 #: Writes up to this size are atomic on a pipe (POSIX PIPE_BUF, 4096 on Linux).
 PIPE_BUF = 4096
 
@@ -83,9 +85,16 @@ class LineWriter:
         self._write_lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._writer_pid: int | None = None
+        #: Lines not queued because ``MAX_PENDING`` were waiting.
+        self.dropped = 0
 
     def write(self, line: str) -> None:
-        """Queue one line (ending in a newline); never blocks on the stream."""
+        """Queue one line (ending in a newline); never blocks on the stream. While the
+        stream takes nothing (a full pipe) at most ``MAX_PENDING`` lines wait; the rest
+        are counted, and the count is written when the stream takes lines again."""
+        if len(self._pending) >= MAX_PENDING:
+            self.dropped += 1
+            return
         self._pending.append(line)
         if self._writer_pid != process.pid():
             self._start()
@@ -107,6 +116,9 @@ class LineWriter:
     def flush(self) -> None:
         """Write every queued line now, in writes of at most ``PIPE_BUF`` bytes."""
         with self._write_lock:
+            dropped, self.dropped = self.dropped, 0
+            if dropped:
+                self._pending.append(f"access log: {dropped} lines dropped (output blocked)\n")
             chunk: list[str] = []
             size = 0
             while self._pending:

@@ -176,7 +176,7 @@ class Gate:
         if result.allowed and principal is not None and self.last_use is not None:
             self.last_use.note((principal.secret_key_id, principal.account_key_id), source_ip)
         lane = revocation and self.revocations is not None
-        limiter = self.revocations if lane and self.revocations else self.limiter
+        limiter = self.revocations if lane and self.revocations is not None else self.limiter
         if not result.allowed or principal is None or not limiter.enabled:
             verdict = Verdict(result)
         else:

@@ -183,8 +183,9 @@ class WhoAmIFastPath:
             return self.app(environ, start_response)
         try:
             state = self.ledger.state(principal.account_id)
-        except KeyledgerError:
-            return self.app(environ, start_response)  # the view meets it again: 503
+        except KeyledgerError as exc:
+            environ[FAILURE_KEY] = exc  # Flask renders it (503) without waiting again
+            return self.app(environ, start_response)
         pair = (principal.account_key_id, principal.secret_key_id)
         rendered = self.bodies.get(pair, state, self.ledger.clock())
         if rendered is None:

@@ -204,3 +204,19 @@ def test_lines_written_by_many_threads_are_all_written_once() -> None:
     writer.flush()
     written = stream.getvalue().splitlines()
     assert sorted(written) == sorted(f"{n}:{i}" for n in range(4) for i in range(500))
+
+
+def test_a_stream_that_takes_nothing_holds_a_bounded_queue_and_the_loss_is_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A full pipe must not grow the queue without bound (review of the access log)."""
+    monkeypatch.setattr("keyledger.observability.access.MAX_PENDING", 10)
+    stream = Recording()
+    writer = LineWriter(stream, interval=3600)
+    for n in range(25):
+        writer.write(f"line {n}\n")
+    assert len(writer._pending) == 10 and writer.dropped == 15
+    writer.flush()
+    lines = stream.getvalue().splitlines()
+    assert lines[:10] == [f"line {n}" for n in range(10)]
+    assert lines[10] == "access log: 15 lines dropped (output blocked)"
