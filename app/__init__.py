@@ -25,7 +25,8 @@ __all__ = ["KeyLedger", "create_app", "require_api_key"]
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Application factory used by the web server: ``keyledger:create_app()``."""
+    """The WSGI application factory: ``keyledger:create_app()`` (``keyledger serve`` runs
+    it under Granian through ``keyledger.serving.served_app``)."""
     from keyledger.web.factory import create_app as factory
 
     return factory(config)

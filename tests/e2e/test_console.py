@@ -1,5 +1,5 @@
 """The web console in a real browser: Debian's headless Chromium driven by Playwright, against
-this module's gunicorn and projector.
+this module's web server (``keyledger serve``) and projector.
 
 The owner's journey runs in order in one signed-in page (each test one step of it): sign
 in, add a user, refusals shown as messages, add a key with a description and an expiry and
