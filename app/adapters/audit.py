@@ -314,8 +314,19 @@ class ChainAuditor:
 
     def _inserted(self, account: str, log_key: str, indexed: dict[int, str]) -> BrokenLink | None:
         """An entry of the account in the log that its log index does not name: among
-        those the system-log projection applied (its index), or in the log after them."""
+        those the system-log projection applied (its index), or in the log after them.
+
+        The index was read before the account's stream: a change recorded since is in
+        the log but not in ``indexed``. An entry not named there is looked up in the
+        index as it is now (the append script records each entry as it appends it)
+        before it is called inserted.
+        """
         genuine = set(indexed.values())
+
+        def named(entry_id: str) -> bool:
+            if entry_id not in genuine:
+                genuine.update(self._log_index(account).values())
+            return entry_id in genuine
 
         def inserted(entry_id: str, version: object) -> BrokenLink:
             return BrokenLink(
@@ -333,14 +344,14 @@ class ChainAuditor:
             self.client.zrange(self.keys.syslog_index(account), 0, -1, withscores=True),
         )
         for member, score in projected:
-            if str(member) not in genuine:
+            if not named(str(member)):
                 return inserted(str(member), int(score))
         partition = self.keys.partition_of(account)
         after = self.client.get(self.keys.checkpoint("syslog", partition)) or "0"
         while True:
             page = self.store.read_log(partition, str(after), PAGE)
             for stored in page:
-                if stored.record.get("account") == account and stored.entry_id not in genuine:
+                if stored.record.get("account") == account and not named(stored.entry_id):
                     return inserted(stored.entry_id, stored.record.get("version"))
             if len(page) < PAGE:
                 return None

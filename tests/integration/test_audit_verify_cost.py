@@ -168,6 +168,23 @@ def first_break(container: Container, b: Bootstrapped) -> dict[str, Any]:
     return report.first.as_dict()
 
 
+def test_a_change_recorded_while_the_account_is_verified_is_no_insertion(
+    quick: Container, acme: Bootstrapped, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The log index is read before the account's stream; a change recorded in between
+    is in the log but not in that read (review of the one-account check)."""
+    auditor = ChainAuditor(quick.store)
+    looked_for = auditor._inserted
+
+    def a_change_lands_first(*args: Any) -> Any:
+        quick.ledger.update_user(acme.account_id, acme.owner_id, "Ann Busy", None, OPERATOR)
+        return looked_for(*args)
+
+    monkeypatch.setattr(auditor, "_inserted", a_change_lands_first)
+    report = auditor.verify(acme.account_id)
+    assert report.first is None, report.first
+
+
 def test_a_log_entry_edited_is_named(quick: Container, acme: Bootstrapped) -> None:
     target, _ = log_entry(quick, acme, 6)
 
