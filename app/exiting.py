@@ -4,16 +4,15 @@
 started by ``multiprocessing`` with fork, and such a process ends with
 ``os._exit`` once its work returns: ``atexit`` never runs there, but
 ``multiprocessing``'s finalizers do (its ``_exit_function``). ``at_exit``
-registers with both; a callback may therefore run twice (in a process started
-with spawn, which exits through the interpreter after its finalizers), so it
-must do nothing the second time (each caller's flush writes only what is still
-pending).
+registers with both, and runs the callback only the first time either calls it
+in a process (a process that exits through the interpreter runs both).
 """
 
 from __future__ import annotations
 
 import atexit
 import multiprocessing.util
+import os
 from collections.abc import Callable
 
 #: Finalizers with a higher priority run first; ours all flush buffers, in any order.
@@ -21,5 +20,14 @@ PRIORITY = 100
 
 
 def at_exit(callback: Callable[[], object]) -> None:
-    atexit.register(callback)
-    multiprocessing.util.Finalize(None, callback, exitpriority=PRIORITY)
+    """Run ``callback`` once when this process ends normally, however it ends."""
+    ran_in: list[int] = []
+
+    def once() -> None:
+        if os.getpid() in ran_in:  # the other registration ran it already
+            return
+        ran_in.append(os.getpid())
+        callback()
+
+    atexit.register(once)
+    multiprocessing.util.Finalize(None, once, exitpriority=PRIORITY)

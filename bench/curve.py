@@ -39,8 +39,9 @@ from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 
 import keyledger.workers.jobs as jobs
+from bench.run import drop_namespace
+from bench.scale import settings
 from keyledger.bootstrap import Container, build
-from keyledger.config import Settings
 from keyledger.seed import Plan, Seeder
 
 QUICK = [(1_000, 10_000), (1_000, 100_000)]
@@ -57,17 +58,6 @@ class Point:
     keys: int
     events: int
     figures: dict[str, Any]
-
-
-def settings(url: str, namespace: str) -> Settings:
-    return Settings(
-        redis_url=url,
-        namespace=namespace,
-        partitions=16,
-        apply_timeout=0.0,
-        rate_limit_per_minute=0,
-        changes_per_minute=0,
-    )
 
 
 def memory(client: redis.Redis, container: Container, keys: int, events: int) -> dict[str, float]:
@@ -189,19 +179,8 @@ def measure(url: str, keys: int, events: int) -> Point:
     many = throughput(container, distinct, calls)
     figures["auth"] = (one, many, len(distinct))
     figures["firstRequestMs"] = first_request(url, namespace, generated[-200:])
-    drop(client, namespace)
+    drop_namespace(client, namespace)
     return Point(keys, events, figures)
-
-
-def drop(client: redis.Redis, namespace: str) -> None:
-    batch = []
-    for key in client.scan_iter(match=f"{namespace}:*", count=1000):
-        batch.append(key)
-        if len(batch) == 1000:
-            client.unlink(*batch)
-            batch = []
-    if batch:
-        client.unlink(*batch)
 
 
 def header() -> None:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.run import redis_server
+from bench.run import drop_namespace, redis_server
 from keyledger import create_app
 from keyledger.adapters.systemlog import LogPage
 from keyledger.bootstrap import Container, build
@@ -177,15 +177,7 @@ def memory(account: Account) -> dict[str, float]:
 
 
 def drop(account: Account) -> None:
-    redis, namespace = account.container.redis, account.container.settings.namespace
-    batch = []
-    for key in redis.scan_iter(match=f"{namespace}:*", count=1000):
-        batch.append(key)
-        if len(batch) == 1000:
-            redis.unlink(*batch)
-            batch = []
-    if batch:
-        redis.unlink(*batch)
+    drop_namespace(account.container.redis, account.container.settings.namespace)
 
 
 def main() -> None:

@@ -331,6 +331,22 @@ def test_with_the_rate_limit_on_a_warm_cache_does_not_hide_a_slow_redis(
     assert_unavailable(response, elapsed)
 
 
+def checks_until_unavailable(
+    client: FlaskClient, owner: Bootstrapped, deadline: float, pause: float
+) -> list[int]:
+    """Forward-auth checks until the first 503 or ``deadline``: their statuses, each 200
+    or 503 and each answered within BOUND."""
+    statuses: list[int] = []
+    while time.monotonic() < deadline:
+        response, elapsed = call("forward-auth", client, keys(owner))
+        statuses.append(response.status_code)
+        assert response.status_code in {200, 503} and elapsed < BOUND
+        if response.status_code == 503:
+            break
+        time.sleep(pause)
+    return statuses
+
+
 def test_a_warm_rate_limit_lease_stops_admitting_once_redis_stops(
     slow: SlowProxy, settings: Settings, owner: Bootstrapped
 ) -> None:
@@ -343,15 +359,7 @@ def test_a_warm_rate_limit_lease_stops_admitting_once_redis_stops(
         assert call("forward-auth", client, keys(owner))[0].status_code == 200
     slow.delay = math.inf
     stalled = time.monotonic()
-    statuses: list[int] = []
-    deadline = stalled + LEASE_SECONDS + MARGIN
-    while time.monotonic() < deadline:
-        response, elapsed = call("forward-auth", client, keys(owner))
-        statuses.append(response.status_code)
-        assert response.status_code in {200, 503} and elapsed < BOUND
-        if response.status_code == 503:
-            break
-        time.sleep(0.02)
+    statuses = checks_until_unavailable(client, owner, stalled + LEASE_SECONDS + MARGIN, 0.02)
     assert statuses[-1] == 503, f"still admitting from the lease: {statuses}"
     assert 200 in statuses, "the lease was expected to cover the first requests"
     assert time.monotonic() - stalled < min(LEASE_SECONDS, PING_EVERY + PONG_TIMEOUT) + MARGIN
@@ -372,15 +380,8 @@ def test_a_warm_cache_stops_answering_once_redis_stops(
         assert call("forward-auth", client, keys(owner))[0].status_code == 200
     slow.delay = math.inf
     stalled = time.monotonic()
-    statuses: list[int] = []
     deadline = stalled + PING_EVERY + PONG_TIMEOUT + MARGIN
-    while time.monotonic() < deadline:
-        response, elapsed = call("forward-auth", client, keys(owner))
-        statuses.append(response.status_code)
-        assert response.status_code in {200, 503} and elapsed < BOUND
-        if response.status_code == 503:
-            break
-        time.sleep(0.1)
+    statuses = checks_until_unavailable(client, owner, deadline, 0.1)
     assert statuses[-1] == 503, f"still answering from the cache: {statuses}"
     first_503 = time.monotonic() - stalled
     assert first_503 < PING_EVERY + PONG_TIMEOUT + MARGIN

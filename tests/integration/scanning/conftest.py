@@ -19,6 +19,11 @@ from tests.integration.lifecycle_helpers import GitHubSigner
 PATH = "/v1/secret-scanning/github"
 
 
+def send(client: FlaskClient, github: GitHubSigner, body: bytes, **headers: str) -> Any:
+    """A report as GitHub sends it: the raw body, signed (``headers`` added or replaced)."""
+    return client.post(PATH, data=body, headers={**github.headers(body), **headers})
+
+
 @pytest.fixture
 def github() -> GitHubSigner:
     return GitHubSigner()

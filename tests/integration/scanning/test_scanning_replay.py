@@ -15,7 +15,7 @@ from keyledger.bootstrap import Container
 from keyledger.domain.events import OPERATOR
 from tests.integration.helpers import Bootstrapped, forged
 from tests.integration.lifecycle_helpers import GitHubSigner, report
-from tests.integration.scanning.conftest import PATH
+from tests.integration.scanning.conftest import PATH, send
 
 
 class Counted:
@@ -36,10 +36,6 @@ class Counted:
 
         monkeypatch.setattr(hasher, "verify", counted_verify)
         monkeypatch.setattr(hasher, "verify_any", counted_any)
-
-
-def send(client: FlaskClient, github: GitHubSigner, body: bytes) -> Any:
-    return client.post(PATH, data=body, headers=github.headers(body))
 
 
 def test_the_same_signed_report_again_is_answered_without_hashing(

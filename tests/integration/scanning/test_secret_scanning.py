@@ -10,7 +10,6 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -25,11 +24,7 @@ from keyledger.domain.tokens import KeyKind, checksum, generate
 from keyledger.web.errors import UNAUTHENTICATED
 from tests.integration.helpers import Bootstrapped
 from tests.integration.lifecycle_helpers import GitHubSigner, report
-from tests.integration.scanning.conftest import PATH
-
-
-def send(client: FlaskClient, github: GitHubSigner, body: bytes, **headers: str) -> Any:
-    return client.post(PATH, data=body, headers={**github.headers(body), **headers})
+from tests.integration.scanning.conftest import PATH, send
 
 
 def events(container: Container, owner: Bootstrapped) -> list[str]:
