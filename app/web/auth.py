@@ -33,7 +33,7 @@ from keyledger.authn.authenticator import (
 )
 from keyledger.domain.events import Actor
 from keyledger.domain.mapper import format_time
-from keyledger.domain.revocations import revokes
+from keyledger.domain.revocations import KEY_ITEM, revokes
 from keyledger.observability.logs import redact_keys
 from keyledger.observability.observer import IGNORE, Observer
 from keyledger.policies import previous_secret_read_only
@@ -283,13 +283,12 @@ def stamp(response: Response) -> Response:
     return response
 
 
-def is_revocation() -> bool:
-    """Whether the current request to keyledger's own API asks for a revocation."""
-    if request.method == "DELETE":
-        return revokes(request.method, request.path)
-    if request.method == "PUT":
+def asks_revocation() -> bool:
+    """Whether the current request to keyledger's own API asks for a revocation
+    (``revokes``). The body is read only where it decides: a PUT of a key's item."""
+    if request.method == "PUT" and KEY_ITEM.fullmatch(request.path):
         return revokes(request.method, request.path, request.get_json(silent=True))
-    return False
+    return revokes(request.method, request.path)
 
 
 def install(app: Flask, gate: Gate) -> None:
@@ -302,7 +301,9 @@ def install(app: Flask, gate: Gate) -> None:
         if failure is not None:
             raise failure  # a fast path already tried: answer its error, do not wait again
         verdict = request.environ.get(VERDICT_KEY)
-        admitted = gate.admit(request.method, request.path, verdict, is_revocation())
+        # A verdict made before Flask was made with its lane already: nothing to ask.
+        revocation = verdict is None and asks_revocation()
+        admitted = gate.admit(request.method, request.path, verdict, revocation)
         return admitted if isinstance(admitted, Response) else None
 
     app.after_request(stamp)
