@@ -62,6 +62,7 @@ FAILURE_KEY = "keyledger.failure"
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 F = TypeVar("F", bound=Callable[..., Any])
+Header = tuple[str, str]
 
 
 def choose_request_id(presented: str | None) -> str:
@@ -281,6 +282,18 @@ def stamp(response: Response) -> Response:
     if principal is not None:
         response.headers.update(expires_header(principal))
     return response
+
+
+def stamped(environ: dict[str, Any], verdict: Verdict, principal: Principal) -> list[Header]:
+    """What ``stamp`` puts on a Flask response, for an admitted answer made before Flask."""
+    headers = [
+        ("X-Request-Id", choose_request_id(environ_header(environ, "X-Request-Id"))),
+        ("Cache-Control", "no-store"),
+    ]
+    if verdict.allowance is not None:
+        headers.append(("X-Rate-Limit-Remaining", str(verdict.allowance.remaining)))
+    headers.extend(expires_header(principal).items())
+    return headers
 
 
 def asks_revocation() -> bool:

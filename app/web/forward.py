@@ -24,9 +24,8 @@ from keyledger.web.auth import (
     FAILURE_KEY,
     VERDICT_KEY,
     Gate,
-    choose_request_id,
     environ_header,
-    expires_header,
+    stamped,
 )
 from keyledger.web.blueprint import Blueprint
 from keyledger.web.errors import error_response
@@ -144,11 +143,7 @@ class ForwardAuthFastPath:
             ("Content-Type", "text/html; charset=utf-8"),
             ("Content-Length", "0"),
             *identity_headers(principal).items(),
-            ("X-Request-Id", choose_request_id(header("X-Request-Id"))),
-            ("Cache-Control", "no-store"),
+            *stamped(environ, verdict, principal),
         ]
-        if verdict.allowance is not None:
-            headers.append(("X-Rate-Limit-Remaining", str(verdict.allowance.remaining)))
-        headers.extend(expires_header(principal).items())
         start_response("200 OK", headers)
         return [b""]

@@ -54,9 +54,8 @@ from keyledger.web.auth import (
     FAILURE_KEY,
     VERDICT_KEY,
     Gate,
-    choose_request_id,
     environ_header,
-    expires_header,
+    stamped,
 )
 from keyledger.web.console import BROWSER_HEADERS
 
@@ -78,9 +77,11 @@ class Rendered:
     after: bytes
     mimetype: str
 
+    def body(self, source_ip: str | None) -> bytes:
+        return self.before + json.dumps(source_ip).encode() + self.after
+
     def response(self, source_ip: str | None) -> Response:
-        body = self.before + json.dumps(source_ip).encode() + self.after
-        return Response(body, status=200, mimetype=self.mimetype)
+        return Response(self.body(source_ip), status=200, mimetype=self.mimetype)
 
 
 def next_change(now: datetime, *instants: datetime | None) -> datetime | None:
@@ -190,17 +191,13 @@ class WhoAmIFastPath:
         rendered = self.bodies.get(pair, state, self.ledger.clock())
         if rendered is None:
             return self.app(environ, start_response)  # the view renders and keeps it
-        body = rendered.before + json.dumps(source).encode() + rendered.after
+        body = rendered.body(source)
         headers = [
             ("Content-Type", rendered.mimetype),
             ("Content-Length", str(len(body))),
-            ("X-Request-Id", choose_request_id(header("X-Request-Id"))),
-            ("Cache-Control", "no-store"),
+            *stamped(environ, verdict, principal),
+            *BROWSER_HEADERS.items(),
         ]
-        if verdict.allowance is not None:
-            headers.append(("X-Rate-Limit-Remaining", str(verdict.allowance.remaining)))
-        headers.extend(expires_header(principal).items())
-        headers.extend(BROWSER_HEADERS.items())
         environ[ROUTE_KEY] = WHOAMI_PATH
         start_response("200 OK", headers)
         return [body]
