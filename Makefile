@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Debian packages the tests and benchmarks need are installed when missing (sudo when not root).
+APT    := $(if $(filter 0,$(shell id -u)),,sudo )env DEBIAN_FRONTEND=noninteractive apt-get
 
 .PHONY: run test lint typecheck unit install clean bench bench-logs bench-scale system-deps browser-deps mutate
 
@@ -38,14 +40,14 @@ typecheck: $(STAMP)
 system-deps:
 	@command -v nginx >/dev/null 2>&1 || command -v /usr/sbin/nginx >/dev/null 2>&1 || { \
 	  echo "installing nginx-light (Debian package) for the forward-auth end-to-end test"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light \
+	  $(APT) update -qq && $(APT) install -y -qq nginx-light \
 	  && { service nginx stop >/dev/null 2>&1 || true; }; }
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing chromium (Debian package) for the console's browser tests"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	  $(APT) update -qq && $(APT) install -y -qq chromium; }
 	@command -v promtool >/dev/null 2>&1 || { \
 	  echo "installing prometheus (Debian package) for promtool, which checks the alert rules"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	  $(APT) update -qq && $(APT) install -y -qq \
 	    --no-install-recommends prometheus \
 	  && { service prometheus stop >/dev/null 2>&1 || true; }; }
 
@@ -55,7 +57,7 @@ AXE := build/npm/node_modules/axe-core/axe.min.js
 $(AXE): tests/e2e/npm/package.json tests/e2e/npm/package-lock.json
 	@command -v npm >/dev/null 2>&1 || { \
 	  echo "installing npm (Debian package) for the browser tests' axe-core"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; }
+	  $(APT) update -qq && $(APT) install -y -qq npm; }
 	@mkdir -p build/npm
 	cp tests/e2e/npm/package.json tests/e2e/npm/package-lock.json build/npm/
 	cd build/npm && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
@@ -73,7 +75,7 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
 bench: $(STAMP)
-	@command -v wrk >/dev/null 2>&1 || { echo "installing wrk (Debian package)"; apt-get update -qq && apt-get install -y -qq wrk; }
+	@command -v wrk >/dev/null 2>&1 || { echo "installing wrk (Debian package)"; $(APT) update -qq && $(APT) install -y -qq wrk; }
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.run
 
 # Page latency of /v1/logs and /v1/events as one account's log grows (docs/design.md).
