@@ -22,8 +22,8 @@
 | ``KEYLEDGER_CHANGES_PER_MINUTE`` | ``100`` | changes per account and minute through the API (0: off) |
 | ``KEYLEDGER_REVOCATIONS_PER_MINUTE`` | ``100`` | revocations per account and minute through the API, apart from the changes (0: off) |
 | ``KEYLEDGER_AUTH_FAILURES_PER_MINUTE`` | ``60`` | failed authentications per source address (0: off) |
-| ``KEYLEDGER_AUTH_FAILURES_PER_KEY_MINUTE`` | ``10`` | failures per source address and key id |
-| ``KEYLEDGER_AUTH_FAILURES_PER_NETWORK_MINUTE`` | ``240`` | failures per IPv4 /24 or IPv6 /48 |
+| ``KEYLEDGER_AUTH_FAILURES_PER_KEY_MINUTE`` | ``10`` | failures per source address and key id (1 or more) |
+| ``KEYLEDGER_AUTH_FAILURES_PER_NETWORK_MINUTE`` | ``240`` | failures per IPv4 /24 or IPv6 /48 (1 or more) |
 | ``KEYLEDGER_FAILED_VERIFICATIONS_PER_SECOND`` | ``20`` | failed argon2 verifications per process (0: off) |
 | ``KEYLEDGER_LOG_LEVEL`` | ``INFO`` | server log level |
 | ``KEYLEDGER_LOG_FORMAT`` | ``plain`` | ``plain`` text or ``json`` (one object per line) |
@@ -146,10 +146,19 @@ class Settings:
         if self.throttle.failed_verifications_per_second < 0:
             raise ConfigError("KEYLEDGER_FAILED_VERIFICATIONS_PER_SECOND must be 0 (off) or more")
         throttle = self.throttle
-        if min(throttle.failures_per_source, throttle.failures_per_source_and_key) < 0 or (
-            throttle.failures_per_network < 0
+        if throttle.failures_per_source < 0:
+            raise ConfigError("KEYLEDGER_AUTH_FAILURES_PER_MINUTE must be 0 (off) or more")
+        # A limit of 0 on a narrower count would refuse every request that carries keys
+        # once anything failed: only the per-source limit turns counting off.
+        for name, limit in (
+            ("KEYLEDGER_AUTH_FAILURES_PER_KEY_MINUTE", throttle.failures_per_source_and_key),
+            ("KEYLEDGER_AUTH_FAILURES_PER_NETWORK_MINUTE", throttle.failures_per_network),
         ):
-            raise ConfigError("KEYLEDGER_AUTH_FAILURES_PER_*MINUTE must be 0 or more")
+            if limit < 1:
+                raise ConfigError(
+                    f"{name} must be 1 or more (KEYLEDGER_AUTH_FAILURES_PER_MINUTE=0 turns "
+                    "failure counting off)"
+                )
         if self.trusted_proxies < 0:
             raise ConfigError("KEYLEDGER_TRUSTED_PROXIES must be 0 or more")
         if self.log_format not in LOG_FORMATS:

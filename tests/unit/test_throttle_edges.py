@@ -127,8 +127,26 @@ def test_an_ipv6_source_is_named_by_its_slash_64(source: str, group: str) -> Non
 )
 def test_a_negative_failure_limit_is_refused(variable: str) -> None:
     # Before, -60 for the per-source limit silently turned failure counting off.
-    with pytest.raises(ConfigError, match="0 or more"):
+    with pytest.raises(ConfigError, match=f"{variable} must be"):
         Settings.from_env({"REDIS_URL": "redis://127.0.0.1:1/0", variable: "-60"})
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["KEYLEDGER_AUTH_FAILURES_PER_KEY_MINUTE", "KEYLEDGER_AUTH_FAILURES_PER_NETWORK_MINUTE"],
+)
+def test_a_narrower_failure_limit_of_zero_is_refused(variable: str) -> None:
+    # Accepted before, it answered 429 to every request with keys from a source, once
+    # anything had failed there: only the per-source limit's 0 means "off".
+    with pytest.raises(ConfigError, match=f"{variable} must be 1 or more"):
+        Settings.from_env({"REDIS_URL": "redis://127.0.0.1:1/0", variable: "0"})
+
+
+def test_a_per_source_failure_limit_of_zero_turns_counting_off() -> None:
+    settings = Settings.from_env(
+        {"REDIS_URL": "redis://127.0.0.1:1/0", "KEYLEDGER_AUTH_FAILURES_PER_MINUTE": "0"}
+    )
+    assert not settings.throttle.counting
 
 
 def test_a_key_never_seen_has_no_failures_even_at_a_limit_of_one() -> None:
