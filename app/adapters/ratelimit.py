@@ -185,6 +185,8 @@ class RateLimiter:
             lease = self._merge(account_key_id, grant)
             if lease is not None and lease.left > 0 and self.monotonic() < lease.deadline:
                 return self._spend(lease, now)
+            if grant.granted > 0:
+                return self._counted(lease, grant, now)
             if (
                 lease is not None
                 and lease.window == grant.window
@@ -205,6 +207,24 @@ class RateLimiter:
             lease.unleased + lease.left,
             max(1, math.ceil(lease.window_end - now)),
             lease.window,
+        )
+
+    def _counted(self, lease: _Lease | None, grant: _Grant, now: float) -> Allowance:
+        """Admit the request a grant was made for, though its lease cannot be spent.
+
+        The script ran atomically inside ``grant.window`` and counted this request
+        there, so admitting it keeps the window at N. Only the rest of the grant is
+        lost (fewer admitted, never more): the window ended, or the lease's life ran
+        out, while the answer came back, or a newer window's lease had replaced it.
+        Refusing here answered 429 at minute boundaries with a limit nobody reached.
+        """
+        if lease is not None and lease.window == grant.window and lease.left > 0:
+            return self._spend(lease, now)  # the slice comes out of what is given back
+        return Allowance(
+            True,
+            max(self.per_minute - grant.count, 0),
+            max(1, math.ceil(grant.ms_left / 1000)),
+            grant.window,
         )
 
     @staticmethod

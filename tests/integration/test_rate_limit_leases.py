@@ -258,3 +258,47 @@ def test_background_renewal_keeps_requests_off_redis(
         time.sleep(0.0001)  # a request's own I/O: the renewing thread gets its turn
     assert limiter.calls <= 12, (limiter.calls, limiter.background_calls)
     assert limiter.background_calls >= 3000 // 200 - 12
+
+
+def test_a_request_redis_counted_is_admitted_when_the_answer_comes_back_late(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """The script counts the request that asked inside the window, as it runs; an answer
+    that comes back after the lease's life (or the window's end) still admits that
+    request, and the rest of the grant is given back, never spent: the limit stays
+    exact. Before, that request got 429 (bench: at a minute boundary, limit 10**9)."""
+    limit = 40
+    clock = FakeClock()
+    (limiter,) = limiters(settings, limit, 1, background=False, monotonic=clock)
+    script = limiter._lease
+    late = [True]
+
+    def answered_late(*args: object, **kwargs: object) -> object:
+        if late[0]:
+            clock.now += LEASE_SECONDS + 0.5  # longer than a lease lives
+        return script(*args, **kwargs)
+
+    limiter._lease = answered_late  # type: ignore[assignment]
+    key = account_key_id()
+
+    def run() -> list[Allowance]:
+        answers = [limiter.hit(key) for _ in range(5)]
+        late[0] = False
+        return answers + [limiter.hit(key) for _ in range(limit)]
+
+    answers = in_one_window(redis_client, run)
+
+    assert all(a.allowed for a in answers[:5]), answers[:5]
+    assert sum(a.allowed for a in answers) == limit  # exact: nothing lost, nothing more
+    assert not answers[-1].allowed and 1 <= answers[-1].retry_after <= 60
+
+
+def test_a_limit_nobody_reaches_refuses_nothing_across_window_boundaries(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """One-second windows, two processes of three threads: every boundary falls while
+    requests are in flight, and none of them is refused."""
+    group = limiters(settings, 10**9, 2, window_seconds=1)
+    seen = hammer(group, account_key_id(), 3, 4.5)
+    refused = [(a, before) for a, before, _ in seen if not a.allowed]
+    assert not refused, refused[:5]
