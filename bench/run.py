@@ -163,6 +163,19 @@ def wrk(url: str, headers: dict[str, str], seconds: int, connections: int) -> tu
     return rate, latency
 
 
+@contextmanager
+def refusals_named(log: Path) -> Iterator[None]:
+    """A run that met non-2xx answers also shows the servers' access lines for them."""
+    try:
+        yield
+    except RuntimeError as exc:
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        named = [line for line in lines if re.search(r'HTTP/[\d.]+" [3-5]\d\d ', line)]
+        raise RuntimeError(
+            f"{exc}\naccess lines of those answers:\n" + "\n".join(named[-20:])
+        ) from exc
+
+
 def bootstrap(container: Container) -> tuple[str, str, str]:
     ledger = container.ledger
     account_id, owner, _ = ledger.register_account("Bench", "Ann", "ann@example.com", OPERATOR)
@@ -224,7 +237,7 @@ def http_rows(
         targets[f"who {limit}"] = (f"{base}/v1/", keys)
     rates: dict[str, list[float]] = {name: [] for name in targets}
     p99s: dict[str, list[float]] = {name: [] for name in targets}
-    with started(servers, workdir):
+    with started(servers, workdir), refusals_named(workdir / "server.log"):
         for url, headers in targets.values():
             wrk(url, headers, 2, 8)  # warm every worker's caches
         for _ in range(rounds):
