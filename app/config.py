@@ -148,13 +148,14 @@ class Settings:
         throttle = self.throttle
         if throttle.failures_per_source < 0:
             raise ConfigError("KEYLEDGER_AUTH_FAILURES_PER_MINUTE must be 0 (off) or more")
-        # A limit of 0 on a narrower count would refuse every request that carries keys
-        # once anything failed: only the per-source limit turns counting off.
+        # While failures are counted, a limit of 0 on a narrower count would refuse every
+        # request that carries keys once anything failed: only the per-source limit turns
+        # counting off (and then the narrower ones are not used).
         for name, limit in (
             ("KEYLEDGER_AUTH_FAILURES_PER_KEY_MINUTE", throttle.failures_per_source_and_key),
             ("KEYLEDGER_AUTH_FAILURES_PER_NETWORK_MINUTE", throttle.failures_per_network),
         ):
-            if limit < 1:
+            if limit < 0 or (limit == 0 and throttle.counting):
                 raise ConfigError(
                     f"{name} must be 1 or more (KEYLEDGER_AUTH_FAILURES_PER_MINUTE=0 turns "
                     "failure counting off)"

@@ -142,9 +142,14 @@ def test_a_narrower_failure_limit_of_zero_is_refused(variable: str) -> None:
         Settings.from_env({"REDIS_URL": "redis://127.0.0.1:1/0", variable: "0"})
 
 
-def test_a_per_source_failure_limit_of_zero_turns_counting_off() -> None:
+def test_a_per_source_failure_limit_of_zero_turns_counting_off_and_the_others_unused() -> None:
     settings = Settings.from_env(
-        {"REDIS_URL": "redis://127.0.0.1:1/0", "KEYLEDGER_AUTH_FAILURES_PER_MINUTE": "0"}
+        {
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+            "KEYLEDGER_AUTH_FAILURES_PER_MINUTE": "0",
+            "KEYLEDGER_AUTH_FAILURES_PER_KEY_MINUTE": "0",
+            "KEYLEDGER_AUTH_FAILURES_PER_NETWORK_MINUTE": "0",
+        }
     )
     assert not settings.throttle.counting
 
