@@ -64,7 +64,8 @@ local now = redis.call('TIME')
 local width = tonumber(ARGV[2])
 local seconds = tonumber(now[1])
 local window = math.floor(seconds / width)
-local ms_left = (window + 1) * width * 1000 - seconds * 1000 - math.floor(tonumber(now[2]) / 1000)
+-- Rounded down: a lease's local end (sent + ms_left) must never fall after the window's.
+local ms_left = math.floor((((window + 1) * width - seconds) * 1000000 - tonumber(now[2])) / 1000)
 local stored = redis.call('HMGET', KEYS[1], 'window', 'count')
 local count = 0
 if stored[1] == tostring(window) then

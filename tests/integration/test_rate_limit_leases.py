@@ -20,7 +20,13 @@ import pytest
 import redis
 
 from keyledger.adapters.keyspace import Keyspace
-from keyledger.adapters.ratelimit import LEASE_DIVISOR, LEASE_SECONDS, Allowance, RateLimiter
+from keyledger.adapters.ratelimit import (
+    LEASE_DIVISOR,
+    LEASE_SECONDS,
+    MAX_LEASE,
+    Allowance,
+    RateLimiter,
+)
 from keyledger.adapters.redis_client import connect
 from keyledger.config import Settings
 from keyledger.domain.errors import StoreUnavailable
@@ -302,3 +308,25 @@ def test_a_limit_nobody_reaches_refuses_nothing_across_window_boundaries(
     seen = hammer(group, account_key_id(), 3, 4.5)
     refused = [(a, before) for a, before, _ in seen if not a.allowed]
     assert not refused, refused[:5]
+
+
+def test_the_time_left_in_a_window_is_never_overstated(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """A lease ends ``ms_left`` after its call was sent, so ``ms_left`` must not exceed
+    what the window had left when the script ran. It was rounded up (the elapsed
+    microseconds rounded down) by up to 1 ms: processes spent the old window's slices
+    for up to 0.7 ms into the next one, which then admitted 1002 of 1000 (an outside
+    attack, two servers, a flood at the boundary)."""
+    (limiter,) = limiters(settings, 10**9, 1, window_seconds=1)
+    key = limiter.keys.rate_limit(account_key_id(), "")
+    overstated = []
+    for _ in range(300):
+        seconds, micros = redis_client.time()  # at or before the script runs
+        _granted, _count, ms_left, window = limiter._lease(
+            keys=[key], args=[10**9, 1, LEASE_DIVISOR, MAX_LEASE, 1, "", 0, 0]
+        )
+        left_us = (int(window) + 1) * 1_000_000 - (seconds * 1_000_000 + micros)
+        if int(ms_left) * 1000 > left_us:
+            overstated.append((int(ms_left), left_us))
+    assert not overstated, overstated[:5]
