@@ -39,6 +39,7 @@ from keyledger.adapters.embedded import EmbeddedRedis, free_port
 from keyledger.bootstrap import Container, build
 from keyledger.config import Settings
 from keyledger.domain.events import OPERATOR
+from tests.e2e.harness import procfile_web  # the server ``make run`` uses, as the tests do
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -65,15 +66,6 @@ def redis_server(workdir: Path) -> Iterator[str]:
         yield server.start()
     finally:
         server.stop()
-
-
-def procfile_web() -> str:
-    """The Procfile's ``web`` command: the bench measures the server ``make run`` uses."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        name, _, command = line.partition(":")
-        if name.strip() == "web":
-            return command.strip()
-    raise RuntimeError("the Procfile has no web process")
 
 
 def wait_until_up(url: str, log: Path) -> None:
