@@ -199,13 +199,16 @@ class RateLimiter:
         return Allowance(False, 0, max(1, math.ceil(grant.ms_left / 1000)))
 
     # -- in memory -------------------------------------------------------------------------
-    @staticmethod
-    def _spend(lease: _Lease, now: float) -> Allowance:
+    def _spend(self, lease: _Lease, now: float) -> Allowance:
         lease.left -= 1
         lease.spent += 1
         return Allowance(
             True,
-            lease.unleased + lease.left,
+            # What Redis had not leased at the latest call sent, plus this process's
+            # slices. Two calls' answers can come back in the other order than Redis
+            # ran them (two connections), so the sum may hold a grant newer than that
+            # count: never more than the limit less this request, though.
+            min(lease.unleased + lease.left, self.per_minute - 1),
             max(1, math.ceil(lease.window_end - now)),
             lease.window,
         )

@@ -10,7 +10,7 @@ load), where the order of two threads' answers cannot be chosen."""
 from __future__ import annotations
 
 from keyledger.adapters.keyspace import Keyspace
-from keyledger.adapters.ratelimit import RateLimiter
+from keyledger.adapters.ratelimit import RateLimiter, _Grant
 
 KEY = "00aaaaaaaaaaaaaa"
 WINDOW = 29_935_000  # some minute of the Redis clock
@@ -86,3 +86,18 @@ def test_a_window_with_nothing_left_still_refuses() -> None:
     script.answers.append((0, 5, 30_000, WINDOW))
     refused = small.hit(KEY)
     assert not refused.allowed and refused.retry_after == 30
+
+
+def test_the_remaining_count_never_exceeds_the_limit_when_answers_cross() -> None:
+    """Two threads' calls on two connections: B is sent first but Redis runs A first, and
+    B's answer is merged first. A's count (older) then names what was unleased while the
+    lease holds both grants: the sum said 1,199 of 1,000 (an outside attack saw 1,002)."""
+    limiter, _script = make()
+    limiter.per_minute = 1000
+    b = _Grant(granted=200, count=400, ms_left=30_000, window=WINDOW, sent=1000.0, wanted=200)
+    a = _Grant(granted=200, count=200, ms_left=30_001, window=WINDOW, sent=1000.001, wanted=200)
+    limiter._merge(KEY, b)
+    lease = limiter._merge(KEY, a)
+    assert lease is not None and lease.left == 400
+    allowance = limiter._spend(lease, 1000.002)
+    assert allowance.allowed and allowance.remaining <= 999
