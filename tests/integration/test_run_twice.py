@@ -115,22 +115,30 @@ def run_again(directory: Path, port: int) -> subprocess.CompletedProcess[str]:
     """``keyledger run`` in ``directory``, expected to stop by itself at once (if it does not,
     everything it started is stopped and the test fails)."""
     write_procfile(directory)
-    process = subprocess.Popen(
-        [KEYLEDGER, "run", "--procfile", "Procfile"],
-        cwd=directory,
-        env=env(port),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    out, err = directory / "second-run.out", directory / "second-run.err"
+    # Files, not pipes: the process's own exit is what is waited for (a pipe's end can be
+    # held open by a process it started, and then says nothing about its exit).
+    with out.open("w") as stdout, err.open("w") as stderr:
+        process = subprocess.Popen(
+            [KEYLEDGER, "run", "--procfile", "Procfile"],
+            cwd=directory,
+            env=env(port),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+        )
     try:
-        stdout, stderr = process.communicate(timeout=TIMEOUT)
+        process.wait(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         stop_group(process)
-        raise AssertionError(f"keyledger run did not stop by itself in {TIMEOUT} s") from None
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+        raise AssertionError(
+            f"keyledger run did not stop by itself in {TIMEOUT} s; it printed:\n"
+            f"{out.read_text(errors='replace')}{err.read_text(errors='replace')}"
+        ) from None
+    return subprocess.CompletedProcess(
+        process.args, process.returncode, out.read_text(), err.read_text()
+    )
 
 
 def redis_servers_on(data_dir: Path) -> list[int]:
