@@ -19,7 +19,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import redis
@@ -86,19 +86,26 @@ class Running:
         return self.log.read_text(errors="replace")
 
 
-def start_run(directory: Path, port: int) -> Running:
+def launch(
+    directory: Path, port: int, stdout: IO[Any], stderr: IO[Any] | int
+) -> subprocess.Popen[bytes]:
+    """``keyledger run`` in ``directory`` (the test Procfile), in a session of its own."""
     write_procfile(directory)
+    return subprocess.Popen(
+        [KEYLEDGER, "run", "--procfile", "Procfile"],
+        cwd=directory,
+        env=env(port),
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=True,
+    )
+
+
+def start_run(directory: Path, port: int) -> Running:
     log = directory / "first-run.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(
-            [KEYLEDGER, "run", "--procfile", "Procfile"],
-            cwd=directory,
-            env=env(port),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        process = launch(directory, port, out, subprocess.STDOUT)
     running = Running(directory, process, port, log)
 
     def serving() -> bool:
@@ -114,20 +121,11 @@ def start_run(directory: Path, port: int) -> Running:
 def run_again(directory: Path, port: int) -> subprocess.CompletedProcess[str]:
     """``keyledger run`` in ``directory``, expected to stop by itself at once (if it does not,
     everything it started is stopped and the test fails)."""
-    write_procfile(directory)
     out, err = directory / "second-run.out", directory / "second-run.err"
     # Files, not pipes: the process's own exit is what is waited for (a pipe's end can be
     # held open by a process it started, and then says nothing about its exit).
     with out.open("w") as stdout, err.open("w") as stderr:
-        process = subprocess.Popen(
-            [KEYLEDGER, "run", "--procfile", "Procfile"],
-            cwd=directory,
-            env=env(port),
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,
-        )
+        process = launch(directory, port, stdout, stderr)
     try:
         process.wait(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
