@@ -19,6 +19,7 @@ router may read a path differently (Express ignores case, Java drops
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 
 from keyledger.policies.decision import Decision
@@ -52,10 +53,24 @@ def plainly_path(path: str) -> str | None:
     return path.lower() if path.isascii() else None
 
 
+#: Paths up to this length have their folded form remembered (``maybe_path``).
+REMEMBERED_PATH = 512
+
+
 def maybe_path(path: str) -> str:
     """The path every listed path is compared with for an exclusion: folded as far as
     any router might fold it (Unicode compatibility forms and case, ``;params``,
-    empty and dot segments, trailing dots and spaces, a ``.format`` suffix)."""
+    empty and dot segments, trailing dots and spaces, a ``.format`` suffix).
+
+    Remembered per process for the 4,096 most recent paths of up to ``REMEMBERED_PATH``
+    characters (a pure function of the path): a Viewer's every request folds its path,
+    and folding it afresh cost a Viewer key over a tenth of its warm decision."""
+    if len(path) > REMEMBERED_PATH:
+        return _fold(path)
+    return _remembered_fold(path)
+
+
+def _fold(path: str) -> str:
     # upper() before casefold(): a router that compares in upper case reads the dotless
     # i (U+0131) as I, which casefold() alone leaves alone.
     folded = unicodedata.normalize("NFKC", normalise_path(path)).upper().casefold()
@@ -72,6 +87,9 @@ def maybe_path(path: str) -> str:
     if segments:
         segments[-1] = segments[-1].split(".", 1)[0]
     return "/" + "/".join(segments)
+
+
+_remembered_fold = functools.lru_cache(maxsize=4_096)(_fold)
 
 
 def permits(role: str, method: str, path: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from keyledger.policies import role_permits
 from keyledger.policies.role_permits import normalise_path, permits, plainly_path
 
 EVERY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -187,3 +188,35 @@ def test_a_plain_path_is_ascii_even_where_lower_casing_would_make_it_so() -> Non
     assert "/v1/\u212aeys".lower() == "/v1/keys"
     assert plainly_path("/v1/\u212aeys") is None
     assert plainly_path("/v1/KEYS/") == "/v1/keys"
+
+
+@pytest.mark.parametrize("path", EVENTS_SPELLINGS)
+def test_the_viewers_exclusion_holds_when_the_folded_path_is_remembered(path: str) -> None:
+    """The second and later requests of a path are answered from the per-process memory."""
+    for _ in range(3):
+        assert not permits("Viewer", "GET", path)
+    assert role_permits.maybe_path(path) == role_permits._fold(path) == "/v1/events"
+
+
+def test_a_long_path_is_folded_afresh_and_not_remembered() -> None:
+    padding = "/x/.." * (role_permits.REMEMBERED_PATH // 5)
+    path = f"/v1{padding}/EVENT\u017f.json"
+    assert len(path) > role_permits.REMEMBERED_PATH
+    before = role_permits._remembered_fold.cache_info()
+    assert not permits("Viewer", "GET", path)
+    assert permits("Viewer", "GET", path.replace("EVENT\u017f", "users"))
+    after = role_permits._remembered_fold.cache_info()
+    assert (after.hits, after.misses, after.currsize) == (
+        before.hits,
+        before.misses,
+        before.currsize,
+    )
+
+
+def test_the_memory_of_folded_paths_is_bounded() -> None:
+    for n in range(5_000):
+        role_permits.maybe_path(f"/v1/users/{n}")
+    info = role_permits._remembered_fold.cache_info()
+    assert info.maxsize == 4_096
+    assert info.currsize <= info.maxsize
+    assert not permits("Viewer", "GET", "/v1/Events/")  # still decided after evictions
