@@ -10,7 +10,7 @@ without its query string, the status and the duration::
 
 Every value a client chooses is made safe to write: anything shaped like a
 keyledger key is redacted (``_`` also spelled ``%5F``, as a path encoded twice
-shows it), control characters, ``"`` and ``\`` are escaped as ``\xNN`` (the
+shows it; and any run of 40 letters and digits, a secret however mangled), control characters, ``"`` and ``\`` are escaped as ``\xNN`` (the
 server hands over the path decoded: a ``%0A`` must not forge a line, a ``%22``
 must not close the quoted request early), and the path is cut to ``MAX_PATH``
 characters, so that a line always fits in one atomic write. The request id is

@@ -27,9 +27,17 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: Loggers of web servers that run keyledger in their workers.
 SERVER_LOGGERS = ("gunicorn.error", "gunicorn.access", "_granian", "granian.access")
-#: Anything shaped like a keyledger key is replaced in logged paths (a client may misplace one),
-#: its ``_`` also percent-encoded, once or more (``%5F``, ``%255F``: a path encoded twice).
-KEY_SHAPE = re.compile(r"kl(?:ak|sk)(?:_|%(?:25)*5[fF])[0-9A-Za-z]{20,}")
+#: Anything shaped like a keyledger key is replaced in logged paths (a client may misplace one):
+#: the prefix in any case, then ``_`` (also percent-encoded, once or more: ``%5F``, ``%255F``
+#: for a path encoded twice) or ``-``; and, however a client mangled the rest, any run of
+#: ``SECRET_RUN`` letters and digits, which a key's 43-character secret needs (a hex digest
+#: or a long name in a path is redacted too: the log loses a name rather than keep a secret).
+SECRET_RUN = 40
+KEY_SHAPE = re.compile(
+    rf"(?i:kl(?:ak|sk))(?:[_-]|%(?:25)*5[fF])[0-9A-Za-z]{{20,}}|[0-9A-Za-z]{{{SECRET_RUN},}}"
+)
+#: The shortest text ``KEY_SHAPE`` can match (shorter paths skip the search).
+SHORTEST_KEY_SHAPE = 25
 
 
 #: Characters outside JSON's required escapes that some line readers take as line ends
@@ -39,7 +47,7 @@ ESCAPE_LINE_BREAKERS = {c: f"\\u{c:04x}" for c in [*range(0x7F, 0xA0), 0x2028, 0
 
 
 def redact_keys(text: str) -> str:
-    return KEY_SHAPE.sub("[redacted-key]", text) if "kl" in text else text
+    return KEY_SHAPE.sub("[redacted-key]", text) if len(text) >= SHORTEST_KEY_SHAPE else text
 
 
 def utc_time(created: float) -> str:

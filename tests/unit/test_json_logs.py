@@ -81,3 +81,37 @@ def test_a_key_misplaced_in_a_path_is_redacted(path: str) -> None:
 
 def test_a_path_without_a_key_is_left_alone() -> None:
     assert redact_keys("/v1/api-keys/klsk-is-a-fine-name") == "/v1/api-keys/klsk-is-a-fine-name"
+
+
+SECRET = "0123456789abcdefABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijkl012345"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/v1/KLSK_{SECRET}",  # the prefix upper-cased
+        f"/v1/Klak_{SECRET}",
+        f"/v1/klsk-{SECRET}",  # a hyphen for the underscore
+        f"/v1/keys/{SECRET[16:]}",  # the secret's body alone, without prefix or key id
+        f"/v1/keys/{SECRET[16:]}.json",
+        f"/v1/keys/x{SECRET}y/more",
+    ],
+)
+def test_a_key_a_client_mangled_is_redacted_too(path: str) -> None:
+    redacted = redact_keys(path)
+    assert SECRET[16:56] not in redacted
+    assert "[redacted-key]" in redacted
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/api-keys/ci-deploy-key",
+        "/v1/auth/check",
+        "/v1/keys/" + "a" * 39,  # shorter than any secret
+        "/v1/api-keys/klsk-is-a-fine-name-for-a-key-of-the-ci",
+        "",
+    ],
+)
+def test_ordinary_paths_are_left_alone(path: str) -> None:
+    assert redact_keys(path) == path
