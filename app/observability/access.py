@@ -43,7 +43,7 @@ from typing import IO, Any
 
 from keyledger import process
 from keyledger.exiting import at_exit
-from keyledger.observability.logs import redact_keys
+from keyledger.observability.logs import MAX_METHOD, MAX_PATH, redact_keys
 from keyledger.web.auth import REQUEST_ID
 
 FLUSH_SECONDS = 0.1
@@ -58,10 +58,6 @@ PIPE_BUF = 4096
 ESCAPED = [*range(0x20), *range(0x7F, 0xA0), ord('"'), ord("\\")]
 ESCAPE = {c: f"\\x{c:02x}" for c in ESCAPED}
 NEEDS_ESCAPE = re.compile(r'[\x00-\x1f\x7f-\x9f"\\]')
-#: Characters of a path kept in a line (after escaping); the rest is cut, marked "...".
-MAX_PATH = 1024
-#: Characters of a method kept (a client may send any token).
-MAX_METHOD = 16
 
 
 def clean(value: str, limit: int | None = None) -> str:

@@ -16,6 +16,7 @@ import logging
 import re
 import sys
 import time
+import unicodedata
 from typing import Any
 
 #: Attributes every LogRecord has; anything else on a record is a field of the line.
@@ -27,17 +28,25 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: Loggers of web servers that run keyledger in their workers.
 SERVER_LOGGERS = ("gunicorn.error", "gunicorn.access", "_granian", "granian.access")
-#: Anything shaped like a keyledger key is replaced in logged paths (a client may misplace one):
+#: Anything shaped like a keyledger key is replaced in logged text (a client may misplace one):
 #: the prefix in any case, then ``_`` (also percent-encoded, once or more: ``%5F``, ``%255F``
 #: for a path encoded twice) or ``-``; and, however a client mangled the rest, any run of
-#: ``SECRET_RUN`` letters and digits, which a key's 43-character secret needs (a hex digest
-#: or a long name in a path is redacted too: the log loses a name rather than keep a secret).
-SECRET_RUN = 40
+#: more than ``LONGEST_ID`` letters and digits. Every id keyledger writes is shorter (key,
+#: account and user ids 16 hex digits, request ids 32, as a UUID's hex), and a key's secret
+#: is 43: what a log could show of one is at most 32 characters, 11 unknown (65 bits), too
+#: many to search for even with the key's checksum. A long name or hex digest in a path is
+#: redacted too: the log loses a name rather than keep a secret. A secret its holder cuts
+#: into short pieces on purpose is theirs to leak; no filter can stop that.
+LONGEST_ID = 32
 KEY_SHAPE = re.compile(
-    rf"(?i:kl(?:ak|sk))(?:[_-]|%(?:25)*5[fF])[0-9A-Za-z]{{20,}}|[0-9A-Za-z]{{{SECRET_RUN},}}"
+    rf"(?i:kl(?:ak|sk))(?:[_-]|%(?:25)*5[fF])[0-9A-Za-z]{{20,}}|[0-9A-Za-z]{{{LONGEST_ID + 1},}}"
 )
-#: The shortest text ``KEY_SHAPE`` can match (shorter paths skip the search).
+#: The shortest text ``KEY_SHAPE`` can match (shorter text skips the search).
 SHORTEST_KEY_SHAPE = 25
+#: Characters of a path kept in a line; the rest is cut, marked "...".
+MAX_PATH = 1024
+#: Characters of a method kept (a client may send any token).
+MAX_METHOD = 16
 
 
 #: Characters outside JSON's required escapes that some line readers take as line ends
@@ -47,7 +56,22 @@ ESCAPE_LINE_BREAKERS = {c: f"\\u{c:04x}" for c in [*range(0x7F, 0xA0), 0x2028, 0
 
 
 def redact_keys(text: str) -> str:
-    return KEY_SHAPE.sub("[redacted-key]", text) if len(text) >= SHORTEST_KEY_SHAPE else text
+    """``text`` with anything shaped like a key replaced; non-ASCII text is compared in its
+    NFKC form (a fullwidth key would otherwise pass, and read back as the key)."""
+    if len(text) < SHORTEST_KEY_SHAPE:
+        return text
+    if not text.isascii():
+        folded = unicodedata.normalize("NFKC", text)
+        if KEY_SHAPE.search(folded):
+            return KEY_SHAPE.sub("[redacted-key]", folded)
+    return KEY_SHAPE.sub("[redacted-key]", text)
+
+
+def loggable(text: str, limit: int) -> str:
+    """A value a client chose, for a log line: keys redacted, at most ``limit`` characters
+    (cut after redacting, so that a cut never leaves part of a key behind)."""
+    text = redact_keys(text)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def utc_time(created: float) -> str:

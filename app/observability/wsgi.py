@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from keyledger.observability.logs import redact_keys
+from keyledger.observability.logs import MAX_PATH, loggable, redact_keys
 from keyledger.observability.metrics import UNMATCHED, WebMetrics
 from keyledger.observability.observer import CURRENT_REQUEST, RequestRecord
 from keyledger.web.auth import choose_request_id
@@ -130,7 +130,7 @@ class ObservedApp:
         fields: dict[str, Any] = {
             "request_id": request_id,
             "method": method[:16],
-            "path": redact_keys(environ.get("PATH_INFO", ""))[:512],
+            "path": loggable(environ.get("PATH_INFO", ""), 512),
             "route": route,
             "status": status,
             "duration_ms": round(seconds * 1000, 3),
@@ -140,13 +140,15 @@ class ObservedApp:
             principal = verdict.result.principal
             if principal is not None:
                 fields["account_id"] = principal.account_id
-                fields["key_name"] = principal.key_name
+                fields["key_name"] = redact_keys(principal.key_name)
             if not verdict.admitted:
                 decision = verdict.result.decision
                 if decision.allowed:
                     fields["policy"], fields["reason"] = "rate_limit", "rate limit exceeded"
                 else:
-                    fields["policy"], fields["reason"] = decision.policy, decision.reason
+                    # The reason may quote the client's method and path.
+                    fields["policy"] = decision.policy
+                    fields["reason"] = loggable(decision.reason, MAX_PATH)
         log.info("%s %s %d", fields["method"], fields["path"], status, extra=fields)
 
     # -- operational endpoints -----------------------------------------------------------

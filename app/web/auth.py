@@ -34,7 +34,7 @@ from keyledger.authn.authenticator import (
 from keyledger.domain.events import Actor
 from keyledger.domain.mapper import format_time
 from keyledger.domain.revocations import KEY_ITEM, revokes
-from keyledger.observability.logs import redact_keys
+from keyledger.observability.logs import KEY_SHAPE, MAX_METHOD, MAX_PATH, loggable
 from keyledger.observability.observer import IGNORE, Observer
 from keyledger.policies import previous_secret_read_only
 from keyledger.web import console
@@ -66,8 +66,11 @@ Header = tuple[str, str]
 
 
 def choose_request_id(presented: str | None) -> str:
-    """The client's X-Request-Id when it is a sane token, else a new one."""
-    if presented and REQUEST_ID.fullmatch(presented):
+    """The client's X-Request-Id when it is a sane token, else a new one. A token that
+    could hold a key (``KEY_SHAPE``: more than 32 letters and digits in a row, or a key's
+    prefix) is not taken: the id goes into every log line and into the event log of a
+    change, and a client that sent its secret there would have it kept for ever."""
+    if presented and REQUEST_ID.fullmatch(presented) and not KEY_SHAPE.search(presented):
         return presented
     return _new_request_id()
 
@@ -223,13 +226,15 @@ class Gate:
 
 def denial(result: AuthResult, method: str, path: str) -> Response:
     decision = result.decision
+    # Everything the client chose is redacted and cut: a key in the path, the method (any
+    # token), or in the reason, which may quote both ("role 'Viewer' may not DELETE ...").
     log.info(
         "denied %r %r from %r: %s (%r) request_id=%s",
-        method,
-        redact_keys(path),  # a client may put a key in the path: never log it
+        loggable(method, MAX_METHOD),
+        loggable(path, MAX_PATH),
         request.remote_addr,
         decision.policy,
-        decision.reason,
+        loggable(decision.reason, MAX_PATH),
         request_id(),
     )
     if decision.status == 429:

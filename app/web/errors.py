@@ -15,6 +15,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from werkzeug.exceptions import HTTPException
 
 from keyledger.domain.errors import KeyledgerError, TooManyChanges
+from keyledger.observability.logs import redact_keys
 
 log = logging.getLogger("keyledger.web")
 
@@ -46,13 +47,18 @@ def error_response(
     fields: Mapping[str, list[str]] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
+    # Descriptions quote what the client sent (a name not found, an unknown field): a key
+    # sent in the wrong place is not echoed back (the answer may be logged by a proxy).
     body: dict[str, Any] = {
         "status": status,
         "code": code or _CODES.get(status, "error"),
-        "description": description,
+        "description": redact_keys(description),
     }
     if fields:
-        body["fields"] = {name: list(messages) for name, messages in fields.items()}
+        body["fields"] = {
+            redact_keys(name): [redact_keys(message) for message in messages]
+            for name, messages in fields.items()
+        }
     response = jsonify({"error": body})
     response.status_code = status
     response.headers.update(headers or {})

@@ -29,13 +29,30 @@ def peer_is_trusted(remote_addr: str | None, networks: tuple[IPNetwork, ...]) ->
     return any(address.version == net.version and address in net for net in networks)
 
 
+class _AddressChecked:
+    """Behind ``ProxyFix``: a forwarded client that is not an IP address (a port, brackets,
+    ``unknown``, or anything a local process, trusted by default, chose to write) leaves
+    the request with no client address, as a request without a peer address: a key with
+    an allow list is refused (403), one without is served, and nothing else is taken
+    from the header. It used to become the address as written: logged, kept as the key's
+    last source address and in the event log's actor, so a key could be written there."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if client_address(environ.get("REMOTE_ADDR")) is None:
+            environ.pop("REMOTE_ADDR", None)
+        return self.app(environ, start_response)
+
+
 class TrustedProxyFix:
     """WSGI middleware: ``ProxyFix(x_for=hops)`` for requests from trusted peers only."""
 
     def __init__(self, app: Any, hops: int, trusted: Iterable[str]):
         self.app = app
         self.networks = tuple(ipaddress.ip_network(cidr) for cidr in trusted)
-        self.proxied = ProxyFix(app, x_for=hops)
+        self.proxied = ProxyFix(_AddressChecked(app), x_for=hops)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         if peer_is_trusted(environ.get("REMOTE_ADDR"), self.networks):

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from keyledger.observability.logs import JsonFormatter, redact_keys, utc_time
+from keyledger.observability.logs import JsonFormatter, loggable, redact_keys, utc_time
 
 
 def record(message: str, *args: object, **extra: object) -> logging.LogRecord:
@@ -95,6 +95,8 @@ SECRET = "0123456789abcdefABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijkl012345"
         f"/v1/keys/{SECRET[16:]}",  # the secret's body alone, without prefix or key id
         f"/v1/keys/{SECRET[16:]}.json",
         f"/v1/keys/x{SECRET}y/more",
+        f"/v1/keys/{SECRET[16:49]}",  # 33 characters of the secret: more than any id
+        f"/v1/keys/{SECRET[16:56].translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)})}",
     ],
 )
 def test_a_key_a_client_mangled_is_redacted_too(path: str) -> None:
@@ -108,10 +110,20 @@ def test_a_key_a_client_mangled_is_redacted_too(path: str) -> None:
     [
         "/v1/api-keys/ci-deploy-key",
         "/v1/auth/check",
-        "/v1/keys/" + "a" * 39,  # shorter than any secret
+        "/v1/keys/" + "a" * 32,  # as long as the longest id keyledger writes
+        "/v1/users/0f8fad5bd9cb469fa16570867728950e",
         "/v1/api-keys/klsk-is-a-fine-name-for-a-key-of-the-ci",
         "",
     ],
 )
 def test_ordinary_paths_are_left_alone(path: str) -> None:
     assert redact_keys(path) == path
+
+
+def test_a_value_is_cut_after_its_keys_are_redacted() -> None:
+    """A cut first could leave the start of a key that the pattern no longer matches."""
+    text = "/v1/" + "x" * 20 + "/" + SECRET
+    cut = loggable(text, 30)
+    assert cut == ("/v1/" + "x" * 20 + "/[redacted-key]")[:30] + "..."
+    assert SECRET[:6] not in cut
+    assert loggable("/v1/users", 40) == "/v1/users"
