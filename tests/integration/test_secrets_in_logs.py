@@ -17,13 +17,12 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 
-from keyledger import create_app
 from keyledger.bootstrap import Container
 from keyledger.config import Settings
 from keyledger.domain.events import OPERATOR
 from keyledger.domain.roles import Role
 from tests.integration.conftest import unlimited
-from tests.integration.helpers import Bootstrapped, bootstrap
+from tests.integration.helpers import Bootstrapped
 
 AK, SK = "x-api-key", "x-api-secret-key"
 
@@ -40,18 +39,6 @@ def settings(redis_url: str, namespace: str) -> Settings:
             trusted_proxies=1,
         )
     )
-
-
-@pytest.fixture
-def client(container: Container) -> Iterator[FlaskClient]:
-    app = create_app({"container": container, "TESTING": True})
-    with app.test_client() as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def owner(container: Container, projector) -> Bootstrapped:  # type: ignore[no-untyped-def]
-    return bootstrap(container)
 
 
 def secret_of(key: str) -> str:
