@@ -10,6 +10,7 @@ was checked against (optimistic concurrency).
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,7 @@ from keyledger.domain.errors import InvalidInput, NotFound
 from keyledger.domain.network import InvalidSubnet, canonical_subnet
 from keyledger.domain.roles import Role
 from keyledger.domain.text import not_nfkc_reason, unprintable_reason
+from keyledger.domain.tokens import holds_key
 
 KEY_NAME = re.compile(r"[A-Za-z0-9_-]{10,50}")
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,253}")
@@ -272,15 +274,28 @@ def check_key_name(name: str) -> str:
             "invalid API key name",
             fields={"name": ["10-50 characters: letters, digits, '-' and '_' only"]},
         )
-    return name
+    return check_no_key(name, "name", "API key name")
+
+
+def check_no_key(value: str, field_name: str, what: str) -> str:
+    """Refuse a value that holds a keyledger key (pasted into the wrong field): names and
+    descriptions go into the event log, which keeps them for ever, and into every log line
+    and answer that shows them; a secret must never be written anywhere."""
+    if holds_key(value) or (
+        not value.isascii() and holds_key(unicodedata.normalize("NFKC", value))
+    ):
+        reason = "holds a keyledger key: a key is a secret, never put it in a name or description"
+        raise InvalidInput(f"invalid {what}", fields={field_name: [reason]})
+    return value
 
 
 def check_text(value: str, field_name: str, what: str) -> str:
-    """Refuse control, format and other invisible characters in a text field (``text``)."""
+    """Refuse control, format and other invisible characters in a text field (``text``),
+    and a keyledger key (``check_no_key``)."""
     reason = unprintable_reason(value)
     if reason is not None:
         raise InvalidInput(f"invalid {what}: {reason}", fields={field_name: [reason]})
-    return value
+    return check_no_key(value, field_name, what)
 
 
 def check_user_name(name: str, what: str = "user name") -> str:

@@ -36,6 +36,17 @@ _TOKEN = re.compile(
 )
 
 
+#: A key as someone might paste or mangle it: the prefix in any case, then ``_``, ``-`` or
+#: an encoded ``_`` (``%5F``, once or more), then at least 20 letters and digits.
+PASTED_KEY = r"(?i:kl(?:ak|sk))(?:[_-]|%(?:25)*5[fF])[0-9A-Za-z]{20,}"
+_PASTED_KEY = re.compile(PASTED_KEY)
+
+
+def holds_key(text: str) -> bool:
+    """True when ``text`` holds something shaped like a keyledger key (``PASTED_KEY``)."""
+    return _PASTED_KEY.search(text) is not None
+
+
 class MalformedKey(ValueError):
     """The presented value is not a well-formed key of the expected kind."""
 

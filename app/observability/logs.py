@@ -19,6 +19,8 @@ import time
 import unicodedata
 from typing import Any
 
+from keyledger.domain.tokens import PASTED_KEY
+
 #: Attributes every LogRecord has; anything else on a record is a field of the line.
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
@@ -38,9 +40,7 @@ SERVER_LOGGERS = ("gunicorn.error", "gunicorn.access", "_granian", "granian.acce
 #: redacted too: the log loses a name rather than keep a secret. A secret its holder cuts
 #: into short pieces on purpose is theirs to leak; no filter can stop that.
 LONGEST_ID = 32
-KEY_SHAPE = re.compile(
-    rf"(?i:kl(?:ak|sk))(?:[_-]|%(?:25)*5[fF])[0-9A-Za-z]{{20,}}|[0-9A-Za-z]{{{LONGEST_ID + 1},}}"
-)
+KEY_SHAPE = re.compile(rf"{PASTED_KEY}|[0-9A-Za-z]{{{LONGEST_ID + 1},}}")
 #: The shortest text ``KEY_SHAPE`` can match (shorter text skips the search).
 SHORTEST_KEY_SHAPE = 25
 #: Characters of a path kept in a line; the rest is cut, marked "...".

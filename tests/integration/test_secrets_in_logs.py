@@ -238,3 +238,24 @@ def test_a_forwarded_client_that_is_not_an_address_is_not_taken_as_one(
         stored(redis_client, namespace),
         whoami.get_data(as_text=True),
     )
+
+
+@pytest.mark.parametrize("field", ["name", "description"])
+def test_a_key_pasted_into_a_new_keys_name_or_description_is_refused(
+    container: Container,
+    redis_client: redis.Redis,
+    namespace: str,
+    client: FlaskClient,
+    owner: Bootstrapped,
+    field: str,
+) -> None:
+    before = container.store.version(owner.account_id)
+    body = {"name": "pasted-key-0001", "userId": owner.owner_id, "description": "fine"}
+    body[field] = owner.secret_key[:50] if field == "name" else f"ours: {owner.secret_key}"
+    response = client.post(
+        "/v1/api-keys", headers={AK: owner.account_key, SK: owner.secret_key}, json=body
+    )
+    assert response.status_code == 400
+    assert "holds a keyledger key" in response.get_data(as_text=True)
+    assert container.store.version(owner.account_id) == before
+    assert_nowhere(secret_of(owner.secret_key)[:29], stored(redis_client, namespace))
