@@ -8,6 +8,7 @@ tests never see each other's data and never touch anything else in that Redis.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import uuid
@@ -21,6 +22,15 @@ from keyledger.adapters.embedded import EmbeddedRedis
 from keyledger.bootstrap import Container, build
 from keyledger.config import Settings
 from keyledger.workers.projector import Projector
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quiet_exit() -> Iterator[None]:
+    """After the session, a record logged at the interpreter's exit (a container's last
+    uses meeting a Redis the tests have stopped) is dropped rather than reported as a
+    logging error with its traceback: pytest has closed the streams the handlers held."""
+    yield
+    logging.raiseExceptions = False
 
 
 @pytest.fixture(scope="session")
@@ -57,8 +67,18 @@ def redis_client(redis_url: str, namespace: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def container(settings: Settings, redis_client: redis.Redis) -> Container:
-    return build(settings)
+def container(settings: Settings, redis_client: redis.Redis) -> Iterator[Container]:
+    built = build(settings)
+    yield built
+    retire(built)
+
+
+def retire(container: Container) -> None:
+    """Write the container's last uses while its Redis still runs: at the interpreter's
+    exit (``LastUseRecorder.flush_at_exit``) the session's Redis is gone, and each
+    container left with notes logged a connection error after pytest's streams closed."""
+    container.last_use.stop()
+    container.last_use.flush_quietly()
 
 
 class RunningProjector:

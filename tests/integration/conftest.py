@@ -15,6 +15,7 @@ from keyledger import create_app
 from keyledger.authn.throttle import ThrottleLimits
 from keyledger.bootstrap import Container, build
 from keyledger.config import Settings
+from tests.conftest import retire
 from tests.integration.helpers import Bootstrapped, bootstrap
 
 
@@ -46,6 +47,7 @@ def module_container(redis_url: str) -> Iterator[Container]:
     try:
         yield container
     finally:
+        retire(container)
         keys = list(raw.scan_iter(match=f"{namespace}:*", count=1000))
         if keys:
             raw.delete(*keys)
