@@ -25,6 +25,7 @@ from keyledger.authn.hashing import KeyHasher
 from keyledger.domain.errors import ConcurrencyConflict
 from keyledger.domain.events import SECRET_SCANNING
 from keyledger.domain.tokens import KeyKind, MalformedKey, ParsedKey, parse
+from keyledger.observability.logs import redact_keys
 from keyledger.service import Ledger, Outcome
 
 log = logging.getLogger("keyledger.scanning")
@@ -119,7 +120,8 @@ class LeakReports:
                 account, key.key_id, hashes[matched], url, SECRET_SCANNING
             )
         )
-        log.warning("API key %r of account %s reported leaked", record.get("name"), account)
+        name = redact_keys(str(record.get("name")))  # a name made before names were checked
+        log.warning("API key %r of account %s reported leaked", name, account)
         return True
 
     def _account(self, key: ParsedKey, url: str) -> bool:

@@ -10,7 +10,6 @@ was checked against (optimistic concurrency).
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -277,25 +276,29 @@ def check_key_name(name: str) -> str:
     return check_no_key(name, "name", "API key name")
 
 
+#: Why a value that could hold a key is refused (the value itself is never echoed).
+HOLDS_KEY = (
+    "holds a keyledger key, or more than 32 letters and digits in a row that could be a "
+    "secret: a key is a secret, never put it in a name, e-mail or description"
+)
+
+
 def check_no_key(value: str, field_name: str, what: str) -> str:
-    """Refuse a value that holds a keyledger key (pasted into the wrong field): names and
-    descriptions go into the event log, which keeps them for ever, and into every log line
-    and answer that shows them; a secret must never be written anywhere."""
-    if holds_key(value) or (
-        not value.isascii() and holds_key(unicodedata.normalize("NFKC", value))
-    ):
-        reason = "holds a keyledger key: a key is a secret, never put it in a name or description"
-        raise InvalidInput(f"invalid {what}", fields={field_name: [reason]})
+    """Refuse a value that could hold a keyledger key or its secret (``tokens.holds_key``):
+    pasted into the wrong field, it would be kept for ever in the event log and shown in
+    every log line and answer that quotes the field."""
+    if holds_key(value):
+        raise InvalidInput(f"invalid {what}", fields={field_name: [HOLDS_KEY]})
     return value
 
 
-def check_text(value: str, field_name: str, what: str) -> str:
+def check_text(value: str, field_name: str, what: str, *, keys: bool = True) -> str:
     """Refuse control, format and other invisible characters in a text field (``text``),
-    and a keyledger key (``check_no_key``)."""
+    and, unless ``keys`` is false, anything that could hold a key (``check_no_key``)."""
     reason = unprintable_reason(value)
     if reason is not None:
         raise InvalidInput(f"invalid {what}: {reason}", fields={field_name: [reason]})
-    return check_no_key(value, field_name, what)
+    return check_no_key(value, field_name, what) if keys else value
 
 
 def check_user_name(name: str, what: str = "user name") -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import unicodedata
 import zlib
 from dataclasses import dataclass
 from enum import StrEnum
@@ -39,12 +40,29 @@ _TOKEN = re.compile(
 #: A key as someone might paste or mangle it: the prefix in any case, then ``_``, ``-`` or
 #: an encoded ``_`` (``%5F``, once or more), then at least 20 letters and digits.
 PASTED_KEY = r"(?i:kl(?:ak|sk))(?:[_-]|%(?:25)*5[fF])[0-9A-Za-z]{20,}"
+#: The longest run of letters and digits in any id keyledger writes (key, account and user
+#: ids are 16 hex digits, request ids 32, as a UUID's hex). A secret is 43: a longer run
+#: could be one, or most of one; what 32 characters leave unknown (11, 65 bits) is too
+#: much to search for, even with the key's checksum.
+LONGEST_ID = 32
+#: A key, or a run of letters and digits that could be a secret however it was mangled.
+KEY_SHAPE = re.compile(rf"{PASTED_KEY}|[0-9A-Za-z]{{{LONGEST_ID + 1},}}")
 _PASTED_KEY = re.compile(PASTED_KEY)
+REDACTED = "[redacted-key]"
 
 
 def holds_key(text: str) -> bool:
-    """True when ``text`` holds something shaped like a keyledger key (``PASTED_KEY``)."""
-    return _PASTED_KEY.search(text) is not None
+    """True when ``text`` holds something shaped like a key (``KEY_SHAPE``), also once
+    folded to NFKC (a fullwidth key reads back as the key)."""
+    if KEY_SHAPE.search(text) is not None:
+        return True
+    return not text.isascii() and KEY_SHAPE.search(unicodedata.normalize("NFKC", text)) is not None
+
+
+def without_pasted_keys(text: str) -> str:
+    """``text`` with every prefixed key (``PASTED_KEY``) redacted, long runs kept (a URL's
+    commit hash is 40 hex digits)."""
+    return _PASTED_KEY.sub(REDACTED, text)
 
 
 class MalformedKey(ValueError):

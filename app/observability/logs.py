@@ -19,7 +19,7 @@ import time
 import unicodedata
 from typing import Any
 
-from keyledger.domain.tokens import PASTED_KEY
+from keyledger.domain.tokens import KEY_SHAPE, REDACTED
 
 #: Attributes every LogRecord has; anything else on a record is a field of the line.
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
@@ -30,17 +30,12 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: Loggers of web servers that run keyledger in their workers.
 SERVER_LOGGERS = ("gunicorn.error", "gunicorn.access", "_granian", "granian.access")
-#: Anything shaped like a keyledger key is replaced in logged text (a client may misplace one):
-#: the prefix in any case, then ``_`` (also percent-encoded, once or more: ``%5F``, ``%255F``
-#: for a path encoded twice) or ``-``; and, however a client mangled the rest, any run of
-#: more than ``LONGEST_ID`` letters and digits. Every id keyledger writes is shorter (key,
-#: account and user ids 16 hex digits, request ids 32, as a UUID's hex), and a key's secret
-#: is 43: what a log could show of one is at most 32 characters, 11 unknown (65 bits), too
-#: many to search for even with the key's checksum. A long name or hex digest in a path is
-#: redacted too: the log loses a name rather than keep a secret. A secret its holder cuts
-#: into short pieces on purpose is theirs to leak; no filter can stop that.
-LONGEST_ID = 32
-KEY_SHAPE = re.compile(rf"{PASTED_KEY}|[0-9A-Za-z]{{{LONGEST_ID + 1},}}")
+#: Anything shaped like a keyledger key is replaced in logged text (a client may misplace
+#: one): ``tokens.KEY_SHAPE``, the prefix in any case with ``_``, ``-`` or an encoded ``_``,
+#: or a run of more than ``tokens.LONGEST_ID`` letters and digits, however a client mangled
+#: a key. A long name or hex digest in a path is redacted too: the log loses a name rather
+#: than keep a secret. A secret its holder cuts into short pieces on purpose is theirs to
+#: leak; no filter can stop that.
 #: The shortest text ``KEY_SHAPE`` can match (shorter text skips the search).
 SHORTEST_KEY_SHAPE = 25
 #: Characters of a path kept in a line; the rest is cut, marked "...".
@@ -63,8 +58,8 @@ def redact_keys(text: str) -> str:
     if not text.isascii():
         folded = unicodedata.normalize("NFKC", text)
         if KEY_SHAPE.search(folded):
-            return KEY_SHAPE.sub("[redacted-key]", folded)
-    return KEY_SHAPE.sub("[redacted-key]", text)
+            return KEY_SHAPE.sub(REDACTED, folded)
+    return KEY_SHAPE.sub(REDACTED, text)
 
 
 def loggable(text: str, limit: int) -> str:

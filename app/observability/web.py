@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -93,8 +94,28 @@ def _exposition(metrics: WebMetrics, state: Any) -> Any:
     from keyledger.observability.metrics import scrape_registry
 
     def render(accept: str | None) -> tuple[bytes, str]:
-        encoder, content_type = choose_encoder(accept or "")
+        encoder, content_type = choose_encoder(sane_accept(accept or ""))
         metrics.flush()  # this process's counts are current; other workers' within 0.5 s
         return encoder(scrape_registry(metrics.registry, state)), content_type
 
     return render
+
+
+#: A format version as the exposition formats name them (``1.0.0``).
+_VERSION = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){0,2}")
+
+
+def sane_accept(accept: str) -> str:
+    """``Accept`` as ``prometheus_client.choose_encoder`` may read it: each media type with
+    only a ``version`` of digits and dots. The library copies the version it is given into
+    the answer's ``Content-Type`` (an anonymous client could have it echo anything), and
+    one it cannot parse (``version=x``) raised a ``TypeError``: a 503 and a traceback in
+    the log for anybody's request."""
+    kept = []
+    for part in accept.split(",")[:16]:
+        media, *params = (token.strip() for token in part.split(";"))
+        versions = [
+            p for p in params if p.startswith("version=") and _VERSION.fullmatch(p[8:].strip())
+        ]
+        kept.append(";".join([media[:64], *versions[:1]]))
+    return ",".join(kept)

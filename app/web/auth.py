@@ -34,7 +34,8 @@ from keyledger.authn.authenticator import (
 from keyledger.domain.events import Actor
 from keyledger.domain.mapper import format_time
 from keyledger.domain.revocations import KEY_ITEM, revokes
-from keyledger.observability.logs import KEY_SHAPE, MAX_METHOD, MAX_PATH, loggable
+from keyledger.domain.tokens import KEY_SHAPE
+from keyledger.observability.logs import MAX_METHOD, MAX_PATH, loggable
 from keyledger.observability.observer import IGNORE, Observer
 from keyledger.policies import previous_secret_read_only
 from keyledger.web import console

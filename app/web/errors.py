@@ -9,12 +9,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from redis.exceptions import RedisClusterException, RedisError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 
 from keyledger.domain.errors import KeyledgerError, TooManyChanges
+from keyledger.domain.tokens import holds_key
 from keyledger.observability.logs import redact_keys
 
 log = logging.getLogger("keyledger.web")
@@ -138,3 +141,14 @@ def register(app: Flask) -> None:
     app.register_error_handler(RedisClusterException, handle_redis_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(Exception, handle_unexpected)
+    app.before_request(no_key_in_redirects)
+
+
+def no_key_in_redirects() -> Response | None:
+    """A 404 instead of the router's redirect (a trailing or doubled slash) to a URL that
+    could hold a key: the redirect would echo the path and query string in ``Location``
+    and its body (Flask answers routing redirects without the error handlers)."""
+    redirect = request.routing_exception
+    if isinstance(redirect, RequestRedirect) and holds_key(unquote(redirect.new_url)):
+        return error_response(404, "not found")
+    return None

@@ -35,7 +35,9 @@ class _AddressChecked:
     the request with no client address, as a request without a peer address: a key with
     an allow list is refused (403), one without is served, and nothing else is taken
     from the header. It used to become the address as written: logged, kept as the key's
-    last source address and in the event log's actor, so a key could be written there."""
+    last source address and in the event log's actor, so a key could be written there.
+    A forwarded scheme other than ``http`` or ``https`` is dropped too (it came back in a
+    redirect's ``Location``)."""
 
     def __init__(self, app: Any):
         self.app = app
@@ -43,6 +45,10 @@ class _AddressChecked:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         if client_address(environ.get("REMOTE_ADDR")) is None:
             environ.pop("REMOTE_ADDR", None)
+        if environ.get("wsgi.url_scheme") not in ("http", "https"):
+            # X-Forwarded-Proto (read as Werkzeug's ProxyFix does) is only ever one of these.
+            original = environ.get("werkzeug.proxy_fix.orig", {})
+            environ["wsgi.url_scheme"] = original.get("wsgi.url_scheme", "http")
         return self.app(environ, start_response)
 
 

@@ -7,13 +7,23 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from keyledger.domain.account import KEY_NAME, MAX_USER_NAME
+from keyledger.domain.account import HOLDS_KEY, KEY_NAME, MAX_USER_NAME
 from keyledger.domain.lifecycle import MAX_DESCRIPTION, MAX_GRACE_SECONDS
 from keyledger.domain.network import MAX_CIDR_LENGTH
 from keyledger.domain.roles import ROLE_NAMES
+from keyledger.domain.tokens import holds_key
 from keyledger.history import parse_entry_id
 
 ID = validate.Length(min=1, max=64)
+
+
+def _no_key(value: str) -> None:
+    """A query value that could hold a key is refused: it would come back in the page's
+    links (a resource's name never holds one: ``account.check_no_key``)."""
+    if holds_key(value):
+        raise ValidationError(HOLDS_KEY)
+
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 KEY_NAME_RULE = validate.Regexp(
@@ -263,7 +273,9 @@ class LogsQuerySchema(Schema):
     end_time = fields.AwareDateTime(
         data_key="endTime", default_timezone=UTC, validate=validate.Range(min=EPOCH, max=LATEST)
     )
-    resource_id = fields.String(data_key="resourceId", validate=validate.Length(min=1, max=100))
+    resource_id = fields.String(
+        data_key="resourceId", validate=[validate.Length(min=1, max=100), _no_key]
+    )
 
 
 class LogEntrySchema(Schema):

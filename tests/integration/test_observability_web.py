@@ -7,6 +7,7 @@ import dataclasses
 import itertools
 import json
 
+import pytest
 import redis
 from flask.testing import FlaskClient
 
@@ -54,3 +55,31 @@ def test_readiness_names_a_halted_partition(
     assert body["failing"] == ["partitions"]
     assert body["checks"]["partitions"]["halted"] == [2]
     assert body["checks"]["redis"] == {"ok": True}
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "application/openmetrics-text; version=x",
+        "application/openmetrics-text; version=2.klsk_0123456789abcdefABCDEFGHIJKLMNOPQRSTUV",
+        "application/openmetrics-text; version=1.0.0; escaping=" + "e" * 500,
+        "text/plain; version=abc",
+        ";;;,,,=",
+    ],
+)
+def test_any_accept_header_gets_metrics_and_is_not_echoed(client: FlaskClient, accept: str) -> None:
+    """An anonymous client's Accept used to raise in the exposition library (a 503 and a
+    traceback in the log) or come back in the Content-Type."""
+    response = client.get("/metrics", headers={"Accept": accept})
+    assert response.status_code == 200
+    assert "klsk" not in response.headers["Content-Type"]
+    assert "x" not in response.headers["Content-Type"].replace("text", "")
+    assert "eeee" not in response.headers["Content-Type"]
+
+
+def test_an_openmetrics_client_still_gets_openmetrics(client: FlaskClient) -> None:
+    response = client.get(
+        "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+    )
+    assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert response.get_data(as_text=True).rstrip().endswith("# EOF")

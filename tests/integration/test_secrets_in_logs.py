@@ -259,3 +259,81 @@ def test_a_key_pasted_into_a_new_keys_name_or_description_is_refused(
     assert "holds a keyledger key" in response.get_data(as_text=True)
     assert container.store.version(owner.account_id) == before
     assert_nowhere(secret_of(owner.secret_key)[:29], stored(redis_client, namespace))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1?k={key}",
+        "/v1//api-keys/{secret}",
+        "/v1/api-keys//{secret}",
+        "/v1//logs?resourceId={secret}",
+    ],
+)
+def test_a_redirect_never_echoes_a_key(client: FlaskClient, owner: Bootstrapped, path: str) -> None:
+    """The router redirects a missing or doubled slash, echoing path and query."""
+    key = owner.secret_key
+    response = client.get(
+        path.format(key=key, secret=secret_of(key)),
+        headers={AK: owner.account_key, SK: owner.secret_key},
+    )
+    assert response.status_code == 404
+    assert "Location" not in response.headers
+    assert_nowhere(secret_of(key), response.get_data(as_text=True))
+
+
+def test_an_ordinary_redirect_still_happens(client: FlaskClient, owner: Bootstrapped) -> None:
+    response = client.get("/v1", headers={AK: owner.account_key, SK: owner.secret_key})
+    assert response.status_code == 308
+    assert response.headers["Location"].endswith("/v1/")
+
+
+def test_a_forwarded_scheme_that_is_not_http_or_https_is_dropped(
+    client: FlaskClient, owner: Bootstrapped
+) -> None:
+    auth = {AK: owner.account_key, SK: owner.secret_key}
+    response = client.get("/v1", headers={**auth, "X-Forwarded-Proto": secret_of(owner.secret_key)})
+    assert response.headers["Location"].startswith("http://")
+    proxied = client.get("/v1", headers={**auth, "X-Forwarded-Proto": "https"})
+    assert proxied.headers["Location"].startswith("https://")
+
+
+def test_a_log_query_for_a_key_is_refused(client: FlaskClient, owner: Bootstrapped) -> None:
+    """The resource filter came back in the page's links."""
+    for value in (owner.secret_key, secret_of(owner.secret_key)):
+        response = client.get(
+            f"/v1/logs?offset=1&resourceId={value}",
+            headers={AK: owner.account_key, SK: owner.secret_key},
+        )
+        assert response.status_code == 400
+        assert_nowhere(secret_of(owner.secret_key), response.get_data(as_text=True))
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/users", {"name": "Vic {secret}", "email": "vic@example.com", "role": "Viewer"}),
+        ("/v1/users", {"name": "Vic", "email": "{secret}@example.com", "role": "Viewer"}),
+        ("/v1/api-keys", {"name": "k-{secret}", "userId": "{owner}"}),
+        (
+            "/v1/api-keys",
+            {"name": "fine-name-01", "userId": "{owner}", "description": "n {secret}"},
+        ),
+    ],
+)
+def test_a_secret_without_its_prefix_is_refused_in_names_and_descriptions(
+    container: Container,
+    client: FlaskClient,
+    owner: Bootstrapped,
+    path: str,
+    body: dict[str, str],
+) -> None:
+    before = container.store.version(owner.account_id)
+    filled = {
+        k: v.format(secret=secret_of(owner.secret_key), owner=owner.owner_id)
+        for k, v in body.items()
+    }
+    response = client.post(path, headers={AK: owner.account_key, SK: owner.secret_key}, json=filled)
+    assert response.status_code == 400
+    assert container.store.version(owner.account_id) == before
+    assert_nowhere(secret_of(owner.secret_key), response.get_data(as_text=True))

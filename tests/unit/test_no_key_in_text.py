@@ -1,5 +1,7 @@
-"""No name, email or description may hold a keyledger key (a key pasted into the wrong
-field would be kept for ever in the event log, and shown in every line that quotes it)."""
+"""No name, email or description may hold a keyledger key, or a run of letters and digits
+long enough to be most of a secret (a key pasted into the wrong field would be kept for
+ever in the event log, and shown in every line that quotes it); a leak report's URL is
+never refused for it (its keys are redacted)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from keyledger.domain.account import (
     check_user_name,
 )
 from keyledger.domain.errors import InvalidInput
-from keyledger.domain.lifecycle import check_description
+from keyledger.domain.lifecycle import check_description, check_url
 from keyledger.domain.tokens import KeyKind, generate
 
 KEY = generate(KeyKind.SECRET, 3).token
@@ -39,6 +41,10 @@ CHECKS: dict[str, Callable[[str], str]] = {
         f"key: {KEY.replace('_', '%5F', 1)}",
         KEY[:30],  # the prefix, the key id and a few characters of the secret
         "ci key " + "".join(chr(ord(c) + 0xFEE0) for c in KEY),  # fullwidth
+        f"note {KEY[21:64]}",  # the secret alone
+        f"q{KEY[24:64]}",
+        f"{KEY[21:54]} and more",  # 33 of its characters
+        "deployed from commit 3f2a9c1e5b7d4f6a8c0e2b4d6f8a0c2e4b6d8f0a",  # 40 letters/digits
     ],
 )
 def test_a_text_field_holding_a_key_is_refused(check: str, value: str) -> None:
@@ -47,15 +53,20 @@ def test_a_text_field_holding_a_key_is_refused(check: str, value: str) -> None:
     assert KEY[21:64] not in str(refused.value.fields)
 
 
-@pytest.mark.parametrize("name", [KEY[:50], "klsk_" + "a" * 20, "KLAK-" + "b" * 30])
+@pytest.mark.parametrize(
+    "name", [KEY[:50], "klsk_" + "a" * 20, "KLAK-" + "b" * 30, KEY[21:64], f"k-{KEY[21:64]}"]
+)
 def test_a_key_name_shaped_like_a_key_is_refused(name: str) -> None:
     with pytest.raises(InvalidInput):
         check_key_name(name)
 
 
-def test_an_email_holding_a_key_is_refused() -> None:
+@pytest.mark.parametrize(
+    "email", [f"{KEY[:40]}@example.com", f"{KEY[21:64]}@example.com", f"a@{KEY[21:64]}.example"]
+)
+def test_an_email_holding_a_key_is_refused(email: str) -> None:
     with pytest.raises(InvalidInput):
-        check_email(f"{KEY[:40]}@example.com")
+        check_email(email)
 
 
 @pytest.mark.parametrize(
@@ -63,7 +74,8 @@ def test_an_email_holding_a_key_is_refused() -> None:
     [
         "klsk-is-a-fine-name",
         "the klak_ prefix names account keys",
-        "deployed from commit 3f2a9c1e5b7d4f6a8c0e2b4d6f8a0c2e4b6d8f0a",
+        "deployed from commit 3f2a9c1e5b7d",
+        "0f8fad5bd9cb469fa16570867728950e (a request id: 32 hex digits)",
         "Kl Sk",
     ],
 )
@@ -73,3 +85,9 @@ def test_text_that_only_mentions_a_key_is_kept(value: str) -> None:
 
 def test_a_key_name_that_only_starts_like_a_key_is_kept() -> None:
     assert check_key_name("klsk-deploy-key") == "klsk-deploy-key"
+
+
+def test_a_leak_reports_url_keeps_its_commit_hash_and_loses_any_key() -> None:
+    url = "https://github.com/o/r/blob/3f2a9c1e5b7d4f6a8c0e2b4d6f8a0c2e4b6d8f0a/.env"
+    assert check_url(url) == url
+    assert check_url(f"{url}#{KEY}") == f"{url}#[redacted-key]"
