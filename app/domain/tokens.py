@@ -12,12 +12,14 @@ lookup goes straight to the right hash slot.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import unicodedata
 import zlib
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import unquote
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 SECRET_LENGTH = 43
@@ -45,24 +47,61 @@ PASTED_KEY = r"(?i:kl(?:ak|sk))(?:[_-]|%(?:25)*5[fF])[0-9A-Za-z]{20,}"
 #: could be one, or most of one; what 32 characters leave unknown (11, 65 bits) is too
 #: much to search for, even with the key's checksum.
 LONGEST_ID = 32
-#: A key, or a run of letters and digits that could be a secret however it was mangled.
+#: What logs redact: a key, or any run of letters and digits that could be a secret
+#: however it was mangled (a log line rather loses a long word than keeps a secret).
 KEY_SHAPE = re.compile(rf"{PASTED_KEY}|[0-9A-Za-z]{{{LONGEST_ID + 1},}}")
 _PASTED_KEY = re.compile(PASTED_KEY)
+_LONG_RUN = re.compile(rf"[0-9A-Za-z]{{{LONGEST_ID + 1},}}")
 REDACTED = "[redacted-key]"
 
 
+def readings(text: str) -> list[str]:
+    """The ways ``text`` could spell a key: as is, percent-decoded (up to three times),
+    as UTF-8 read from its Latin-1 characters (how a WSGI server hands a path over), and
+    each of those in NFKC form (a fullwidth key reads back as the key)."""
+    found = [text]
+    for _ in range(3):
+        if "%" not in found[-1]:
+            break
+        found.append(unquote(found[-1]))
+    for spelled in list(found):
+        if not spelled.isascii():
+            with contextlib.suppress(UnicodeError):
+                found.append(spelled.encode("latin-1").decode("utf-8"))
+    return [t if t.isascii() else unicodedata.normalize("NFKC", t) for t in found]
+
+
+def _secret_like(run: str) -> bool:
+    """A run of letters and digits with all three kinds, as a base62 secret has (a 33-
+    character piece of one lacks a digit, an upper or a lower case letter once in 300)."""
+    return (
+        any(c.isdigit() for c in run)
+        and any(c.isupper() for c in run)
+        and any(c.islower() for c in run)
+    )
+
+
 def holds_key(text: str) -> bool:
-    """True when ``text`` holds something shaped like a key (``KEY_SHAPE``), also once
-    folded to NFKC (a fullwidth key reads back as the key)."""
-    if KEY_SHAPE.search(text) is not None:
-        return True
-    return not text.isascii() and KEY_SHAPE.search(unicodedata.normalize("NFKC", text)) is not None
+    """True when ``text``, however spelled (``readings``), holds a key (``PASTED_KEY``) or
+    a run of more than ``LONGEST_ID`` letters and digits mixing digits and both cases, as
+    a secret's do. Long words, hex digests and document ids pass: this decides what input
+    is refused, where a false alarm costs a user (``KEY_SHAPE`` decides what logs hide)."""
+    for spelled in readings(text):
+        if _PASTED_KEY.search(spelled):
+            return True
+        if any(_secret_like(run.group()) for run in _LONG_RUN.finditer(spelled)):
+            return True
+    return False
 
 
 def without_pasted_keys(text: str) -> str:
-    """``text`` with every prefixed key (``PASTED_KEY``) redacted, long runs kept (a URL's
-    commit hash is 40 hex digits)."""
-    return _PASTED_KEY.sub(REDACTED, text)
+    """``text`` with every prefixed key (``PASTED_KEY``, however spelled: ``readings``)
+    redacted, in the spelling that showed it; long runs kept (a URL's commit hash is 40
+    hex digits)."""
+    for spelled in readings(text):
+        if _PASTED_KEY.search(spelled):
+            return _PASTED_KEY.sub(REDACTED, spelled)
+    return text
 
 
 class MalformedKey(ValueError):

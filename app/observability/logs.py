@@ -16,10 +16,9 @@ import logging
 import re
 import sys
 import time
-import unicodedata
 from typing import Any
 
-from keyledger.domain.tokens import KEY_SHAPE, REDACTED
+from keyledger.domain.tokens import KEY_SHAPE, REDACTED, readings
 
 #: Attributes every LogRecord has; anything else on a record is a field of the line.
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
@@ -51,14 +50,16 @@ ESCAPE_LINE_BREAKERS = {c: f"\\u{c:04x}" for c in [*range(0x7F, 0xA0), 0x2028, 0
 
 
 def redact_keys(text: str) -> str:
-    """``text`` with anything shaped like a key replaced; non-ASCII text is compared in its
-    NFKC form (a fullwidth key would otherwise pass, and read back as the key)."""
+    """``text`` with anything shaped like a key replaced. Text with non-ASCII characters or
+    ``%`` is also read decoded (``tokens.readings``: a fullwidth key, or one a WSGI server
+    handed over as Latin-1, or percent-encoded, reads back as the key); when a reading
+    shows one, that reading is what is kept, redacted."""
     if len(text) < SHORTEST_KEY_SHAPE:
         return text
-    if not text.isascii():
-        folded = unicodedata.normalize("NFKC", text)
-        if KEY_SHAPE.search(folded):
-            return KEY_SHAPE.sub(REDACTED, folded)
+    if not text.isascii() or "%" in text:
+        for spelled in readings(text):
+            if spelled != text and KEY_SHAPE.search(spelled):
+                return KEY_SHAPE.sub(REDACTED, spelled)
     return KEY_SHAPE.sub(REDACTED, text)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import unquote
 
 from flask import Flask, Response, jsonify, request
 from redis.exceptions import RedisClusterException, RedisError
@@ -149,6 +148,6 @@ def no_key_in_redirects() -> Response | None:
     could hold a key: the redirect would echo the path and query string in ``Location``
     and its body (Flask answers routing redirects without the error handlers)."""
     redirect = request.routing_exception
-    if isinstance(redirect, RequestRedirect) and holds_key(unquote(redirect.new_url)):
+    if isinstance(redirect, RequestRedirect) and holds_key(redirect.new_url):
         return error_response(404, "not found")
     return None

@@ -32,9 +32,22 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+class TooDeep(ValueError):
+    """A JSON document nested deeper than the parser's recursion allows."""
+
+    def __init__(self) -> None:
+        super().__init__("JSON nested too deeply")
+
+
 def strict_loads(text: str | bytes, **kwargs: Any) -> Any:
-    """``json.loads`` refusing a repeated key in any object (``DuplicateKey``)."""
-    return json.loads(text, object_pairs_hook=_unique, **kwargs)
+    """``json.loads`` refusing a repeated key in any object (``DuplicateKey``) and a
+    document nested too deeply to parse (``TooDeep``, a ``ValueError`` like every other
+    refusal: ``json.loads`` raises ``RecursionError``, which a caller reading a body
+    "silently" did not catch, and an anonymous request answered 500)."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique, **kwargs)
+    except RecursionError:
+        raise TooDeep() from None
 
 
 class StrictJSONProvider(DefaultJSONProvider):

@@ -21,6 +21,7 @@ from keyledger.bootstrap import Container
 from keyledger.config import Settings
 from keyledger.domain.events import OPERATOR
 from keyledger.domain.roles import Role
+from keyledger.domain.tokens import readings
 from tests.integration.conftest import unlimited
 from tests.integration.helpers import Bootstrapped
 
@@ -337,3 +338,31 @@ def test_a_secret_without_its_prefix_is_refused_in_names_and_descriptions(
     assert response.status_code == 400
     assert container.store.version(owner.account_id) == before
     assert_nowhere(secret_of(owner.secret_key), response.get_data(as_text=True))
+
+
+@pytest.mark.parametrize("path", ["/v1/api-keys/some-key-0001", "/v1/users"])
+def test_a_body_nested_too_deeply_is_a_4xx_without_keys_or_with(
+    client: FlaskClient, owner: Bootstrapped, path: str
+) -> None:
+    """An anonymous PUT of a key's item is read to tell a revocation (its budget): the
+    parser's RecursionError escaped as a 500 with a traceback."""
+    body = "[" * 60_000
+    for headers in ({}, {AK: owner.account_key, SK: owner.secret_key}):
+        response = client.put(
+            path, data=body, headers={**headers, "Content-Type": "application/json"}
+        )
+        assert 400 <= response.status_code < 500, response.get_data()[:200]
+
+
+def test_a_fullwidth_key_in_the_path_is_redacted_from_the_request_log(
+    client: FlaskClient, owner: Bootstrapped, records: pytest.LogCaptureFixture
+) -> None:
+    """A server hands the path over as Latin-1 characters of its UTF-8 bytes: read as is,
+    a fullwidth key is mojibake that folds to nothing, but decoded it is the key."""
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) for c in owner.secret_key)
+    client.get(f"/v1/api-keys/{fullwidth}", headers={AK: owner.account_key, SK: owner.secret_key})
+    [logged] = [r for r in records.records if r.name == "keyledger.request"]
+    assert getattr(logged, "path", "").endswith("[redacted-key]")
+    text = written(records)
+    for spelled in readings(text):
+        assert secret_of(owner.secret_key) not in spelled

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from keyledger.domain.tokens import KeyKind, generate
-from keyledger.observability.access import PIPE_BUF, AccessLogged, LineWriter
+from keyledger.observability.access import PIPE_BUF, AccessLogged, LineWriter, clean
 
 LINE = re.compile(
     r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\] pid=<\d+> (\S+) rid=(\S+) "
@@ -220,3 +220,12 @@ def test_a_stream_that_takes_nothing_holds_a_bounded_queue_and_the_loss_is_told(
     lines = stream.getvalue().splitlines()
     assert lines[:10] == [f"line {n}" for n in range(10)]
     assert lines[10] == "access log: 15 lines dropped (output blocked)"
+
+
+def test_a_fullwidth_key_in_the_path_is_redacted_as_the_server_hands_it_over() -> None:
+    """A WSGI path is the Latin-1 reading of the bytes received: a fullwidth key's UTF-8."""
+    key = "klsk_0123456789abcdefABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijkl012345"
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) for c in key)
+    received = f"/v1/api-keys/{fullwidth}".encode().decode("latin-1")
+    cleaned = clean(received, 1024)
+    assert cleaned == "/v1/api-keys/[redacted-key]"

@@ -461,16 +461,7 @@ def test_creating_a_key_records_name_user_hash_and_subnets() -> None:
 
 
 @pytest.mark.parametrize(
-    # 50 characters, no run of more than 32 letters and digits (which could be a secret)
-    "name",
-    [
-        "a" * 10,
-        "Z" * 25 + "-" + "Z" * 24,
-        "ci-deploy_key-01",
-        "0123456789",
-        "-_-_-_-_-_",
-        "ABCdef_123-x",
-    ],
+    "name", ["a" * 10, "Z" * 50, "ci-deploy_key-01", "0123456789", "-_-_-_-_-_", "ABCdef_123-x"]
 )
 def test_key_names_of_10_to_50_letters_digits_dashes_underscores_are_accepted(name: str) -> None:
     history = registered()

@@ -294,11 +294,7 @@ def test_a_bad_description_is_refused(description: str) -> None:
     assert "description" in error.fields
 
 
-@pytest.mark.parametrize(
-    # 200 characters, no run of more than 32 letters and digits (which could be a secret)
-    "description",
-    ["", ("x" * 32 + " ") * 6 + "xx", "Zoë's deploy key (CI) — nightly"],
-)
+@pytest.mark.parametrize("description", ["", "x" * 200, "Zoë's deploy key (CI) — nightly"])
 def test_a_good_description_is_accepted(description: str) -> None:
     history = with_key(description="before")
     history.update(description=description)

@@ -1,7 +1,8 @@
 """No name, email or description may hold a keyledger key, or a run of letters and digits
-long enough to be most of a secret (a key pasted into the wrong field would be kept for
-ever in the event log, and shown in every line that quotes it); a leak report's URL is
-never refused for it (its keys are redacted)."""
+long enough to be most of a secret and mixed like one (a key pasted into the wrong field
+would be kept for ever in the event log, and shown in every line that quotes it); long
+words, hex digests and document ids are kept; a leak report's URL is never refused for
+it (its keys are redacted)."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ CHECKS: dict[str, Callable[[str], str]] = {
         f"note {KEY[21:64]}",  # the secret alone
         f"q{KEY[24:64]}",
         f"{KEY[21:54]} and more",  # 33 of its characters
-        "deployed from commit 3f2a9c1e5b7d4f6a8c0e2b4d6f8a0c2e4b6d8f0a",  # 40 letters/digits
+        "see %6B%6C%73%6B%5F" + KEY[5:],  # percent-encoded
+        "see %256B%256C%2573%256B%255F" + KEY[5:],  # twice
     ],
 )
 def test_a_text_field_holding_a_key_is_refused(check: str, value: str) -> None:
@@ -74,7 +76,10 @@ def test_an_email_holding_a_key_is_refused(email: str) -> None:
     [
         "klsk-is-a-fine-name",
         "the klak_ prefix names account keys",
-        "deployed from commit 3f2a9c1e5b7d",
+        "deployed from commit 3f2a9c1e5b7d4f6a8c0e2b4d6f8a0c2e4b6d8f0a",
+        "sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "Wolfeschlegelsteinhausenbergerdorff",
+        "https://docs.google.com/document/d/1aBcDeFgHiJkLmNoPqRsTuVwXyZ_0123456789-abcd/edit",
         "0f8fad5bd9cb469fa16570867728950e (a request id: 32 hex digits)",
         "Kl Sk",
     ],
@@ -83,11 +88,17 @@ def test_text_that_only_mentions_a_key_is_kept(value: str) -> None:
     assert check_description(value) == value
 
 
-def test_a_key_name_that_only_starts_like_a_key_is_kept() -> None:
-    assert check_key_name("klsk-deploy-key") == "klsk-deploy-key"
+@pytest.mark.parametrize(
+    "name", ["klsk-deploy-key", "ProductionBillingServiceReadOnlyKey", "Z" * 50]
+)
+def test_key_names_that_only_look_long_or_start_like_a_key_are_kept(name: str) -> None:
+    assert check_key_name(name) == name
 
 
 def test_a_leak_reports_url_keeps_its_commit_hash_and_loses_any_key() -> None:
     url = "https://github.com/o/r/blob/3f2a9c1e5b7d4f6a8c0e2b4d6f8a0c2e4b6d8f0a/.env"
     assert check_url(url) == url
     assert check_url(f"{url}#{KEY}") == f"{url}#[redacted-key]"
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) for c in KEY)
+    assert KEY[21:64] not in check_url(f"{url}#{fullwidth}")
+    assert KEY[21:64] not in check_url(f"{url}#{KEY.replace('_', '%2D', 1)}".replace("%2D", "-"))
