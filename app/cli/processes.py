@@ -148,10 +148,8 @@ def run(procfile: str) -> None:
         # /metrics; emptied at each start, as prometheus_client requires. Only after the
         # checks above: a run that stops at once must not empty a running one's directory.
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            shutil.rmtree(METRICS_DIR, ignore_errors=True)
-            METRICS_DIR.mkdir(parents=True)
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR.resolve())
-            metrics_dir = METRICS_DIR
+            metrics_dir = fresh_metrics_dir()
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
         bindir = str(Path(sys.executable).parent)
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
         # A closed terminal (SIGHUP) stops everything as Ctrl-C does, Redis last: outside
@@ -160,10 +158,35 @@ def run(procfile: str) -> None:
         honcho_main(["start", "-f", procfile])
     finally:
         if metrics_dir is not None:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+            release_metrics_dir(metrics_dir)
         if embedded is not None:
             embedded.stop()
             forget_address(url)
+
+
+def fresh_metrics_dir() -> Path:
+    """An empty metrics directory of this run's own, ``var/metrics/run-PID``: two runs in
+    one directory (each with its own ``REDIS_URL``) must not empty each other's, nor race
+    to create one. What a run that is gone left there is removed."""
+    METRICS_DIR.mkdir(parents=True, exist_ok=True)
+    for entry in METRICS_DIR.iterdir():
+        owner = entry.name.removeprefix("run-")
+        if entry.is_dir() and owner.isdigit() and int(owner) != os.getpid() and alive(int(owner)):
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    own = METRICS_DIR / f"run-{os.getpid()}"
+    own.mkdir()
+    return own
+
+
+def release_metrics_dir(own: Path) -> None:
+    """Remove this run's metrics directory, and ``var/metrics`` once no run uses it."""
+    shutil.rmtree(own, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        own.parent.rmdir()
 
 
 def check_web_port() -> None:

@@ -279,8 +279,9 @@ def check_key_name(name: str) -> str:
 #: Why a value that could hold a key is refused (the value itself is never echoed).
 HOLDS_KEY = (
     "holds a keyledger key, or what could be a secret (more than 32 letters and digits in "
-    "a row, mixing digits and both cases): a key is a secret, never put it in a name, "
-    "e-mail or description"
+    "a row mixing digits and both cases, or 43 or more with a digit or both cases): a key "
+    "is a secret, never put it in a name, e-mail or description; separate the words of a "
+    "long name with '-' or '_'"
 )
 
 

@@ -18,7 +18,7 @@ from keyledger.domain import events as ev
 from keyledger.domain.account import AccountState, Limits, Recorder, check_text
 from keyledger.domain.errors import Conflict, InvalidInput
 from keyledger.domain.mapper import format_seconds
-from keyledger.domain.tokens import without_pasted_keys
+from keyledger.domain.tokens import redact_held
 
 MAX_GRACE_SECONDS = 7 * 24 * 3600
 MAX_DESCRIPTION = 200
@@ -88,11 +88,11 @@ def check_expiry(expires: datetime, now: datetime, limits: Limits) -> datetime:
 
 def check_url(url: str) -> str:
     """Where a leak was found, as its reporter says. A report is never refused for what
-    its URL holds (the leak would go unrecorded): a prefixed key in it is redacted, and
-    long runs are kept (a commit's hash is 40 hex digits)."""
+    its URL holds (the leak would go unrecorded): what could be a key in it is redacted
+    (``tokens.redact_held``), and a commit's hash or a document's id is kept."""
     if not isinstance(url, str) or len(url) > 2048:
         raise InvalidInput("invalid url", fields={"url": ["at most 2048 printable characters"]})
-    return without_pasted_keys(check_text(url, "url", "url", keys=False))
+    return redact_held(check_text(url, "url", "url", keys=False))
 
 
 # -- decisions ---------------------------------------------------------------------------

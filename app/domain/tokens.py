@@ -13,10 +13,12 @@ lookup goes straight to the right hash slot.
 from __future__ import annotations
 
 import contextlib
+import html
 import re
 import secrets
 import unicodedata
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import unquote
@@ -39,36 +41,66 @@ _TOKEN = re.compile(
 )
 
 
-#: A key as someone might paste or mangle it: the prefix in any case, then ``_``, ``-`` or
-#: an encoded ``_`` (``%5F``, once or more), then at least 20 letters and digits.
-PASTED_KEY = r"(?i:kl(?:ak|sk))(?:[_-]|%(?:25)*5[fF])[0-9A-Za-z]{20,}"
+#: A key as someone might paste or mangle it: the prefix in any case, then up to three
+#: characters that are not letters or digits (``_``, ``-``, ``: ``, a space...) or an
+#: encoded ``_`` (``%5F``, once or more), then at least 20 letters and digits.
+PASTED_KEY = r"(?i:kl(?:ak|sk))(?:[^0-9A-Za-z]{0,3}|%(?:25)*5[fF])[0-9A-Za-z]{20,}"
 #: The longest run of letters and digits in any id keyledger writes (key, account and user
 #: ids are 16 hex digits, request ids 32, as a UUID's hex). A secret is 43: a longer run
 #: could be one, or most of one; what 32 characters leave unknown (11, 65 bits) is too
 #: much to search for, even with the key's checksum.
 LONGEST_ID = 32
+#: A key's letters and digits after its prefix: the key id, the secret and the checksum.
+KEY_BODY_LENGTH = KEY_ID_LENGTH + SECRET_LENGTH + CHECKSUM_LENGTH
 #: What logs redact: a key, or any run of letters and digits that could be a secret
 #: however it was mangled (a log line rather loses a long word than keeps a secret).
 KEY_SHAPE = re.compile(rf"{PASTED_KEY}|[0-9A-Za-z]{{{LONGEST_ID + 1},}}")
 _PASTED_KEY = re.compile(PASTED_KEY)
 _LONG_RUN = re.compile(rf"[0-9A-Za-z]{{{LONGEST_ID + 1},}}")
+_HEX = re.compile(r"[0-9a-f]+|[0-9A-F]+")
+_URL = re.compile(r"(?i:https?)://[^\s\"'<>]+")
 REDACTED = "[redacted-key]"
+#: Rounds of decoding ``readings`` tries (each undoes one layer: percent-encoding, HTML
+#: character references, UTF-8 read as Latin-1, compatibility forms and invisible marks).
+DECODINGS = 8
+#: Characters a reading drops: combining marks and format characters (zero-width spaces
+#: and joiners, soft hyphens, direction marks), which nobody sees between a key's letters.
+_INVISIBLE = frozenset({"Mn", "Me", "Cf"})
+
+
+def _decoded(text: str) -> str:
+    """``text`` with one layer of every encoding undone."""
+    if "%" in text:
+        text = unquote(text)
+    if "&" in text:
+        text = html.unescape(text)
+    if not text.isascii():
+        with contextlib.suppress(UnicodeError):
+            text = text.encode("latin-1").decode("utf-8")
+        text = unicodedata.normalize(
+            "NFKC",
+            "".join(
+                c
+                for c in unicodedata.normalize("NFKD", text)
+                if unicodedata.category(c) not in _INVISIBLE
+            ),
+        )
+    return text
 
 
 def readings(text: str) -> list[str]:
-    """The ways ``text`` could spell a key: as is, percent-decoded (up to three times),
-    as UTF-8 read from its Latin-1 characters (how a WSGI server hands a path over), and
-    each of those in NFKC form (a fullwidth key reads back as the key)."""
+    """The ways ``text`` could spell a key: as is, then with one more layer decoded each
+    time (``_decoded``: percent-encoding, HTML character references, UTF-8 read from its
+    Latin-1 characters as a WSGI server hands a path over, fullwidth and other
+    compatibility forms, combining marks and zero-width characters dropped), until
+    nothing changes or ``DECODINGS`` rounds. The last is the most decoded."""
     found = [text]
-    for _ in range(3):
-        if "%" not in found[-1]:
+    for _ in range(DECODINGS):
+        decoded = _decoded(found[-1])
+        if decoded == found[-1]:
             break
-        found.append(unquote(found[-1]))
-    for spelled in list(found):
-        if not spelled.isascii():
-            with contextlib.suppress(UnicodeError):
-                found.append(spelled.encode("latin-1").decode("utf-8"))
-    return [t if t.isascii() else unicodedata.normalize("NFKC", t) for t in found]
+        found.append(decoded)
+    return found
 
 
 def _secret_like(run: str) -> bool:
@@ -81,27 +113,104 @@ def _secret_like(run: str) -> bool:
     )
 
 
+def _held_run(run: str, in_url: bool) -> bool:
+    """Whether a run of more than ``LONGEST_ID`` letters and digits could be (most of) a
+    secret. Outside a URL: mixed as a secret is (``_secret_like``); or as long as a secret
+    (43), not a hex digest, and with a digit or both cases (``_both_cases``): a whole key case-folded by a
+    tool or with its prefix cut still names its secret (its checksum picks the case back
+    out of a few dozen candidates), and one secret in 2,000 has no digit. Inside an
+    http(s) URL, where document and object ids of 33-64 random characters are common,
+    only as long as a whole key's body (65)."""
+    if len(run) < (KEY_BODY_LENGTH if in_url else LONGEST_ID + 1):
+        return False
+    if not in_url and _secret_like(run):
+        return True
+    return (
+        len(run) >= SECRET_LENGTH
+        and _HEX.fullmatch(run) is None
+        and (any(c.isdigit() for c in run) or _both_cases(run))
+    )
+
+
+def _both_cases(run: str) -> bool:
+    """At least three letters of each case (a capitalised word has one upper case letter;
+    a secret of 43 has about 18 of each)."""
+    upper = sum(c.isupper() for c in run)
+    return upper >= 3 and len(run) - upper - sum(c.isdigit() for c in run) >= 3
+
+
+def _held_spans(spelled: str) -> list[tuple[int, int]]:
+    """Where ``spelled`` holds a key or what could be its secret (``_held_run``)."""
+    spans = [m.span() for m in _PASTED_KEY.finditer(spelled)]
+    if len(spelled) > LONGEST_ID:
+        urls = [m.span() for m in _URL.finditer(spelled)] if "://" in spelled else []
+        for run in _LONG_RUN.finditer(spelled):
+            start, end = run.span()
+            in_url = any(a <= start and end <= b for a, b in urls)
+            if _held_run(run.group(), in_url):
+                spans.append((start, end))
+    return spans
+
+
+def key_shape_spans(spelled: str) -> list[tuple[int, int]]:
+    """Where ``spelled`` has anything shaped like a key (``KEY_SHAPE``)."""
+    return [m.span() for m in KEY_SHAPE.finditer(spelled)]
+
+
+Spans = Callable[[str], list[tuple[int, int]]]
+
+
+def _cut(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with each span (overlapping ones merged) replaced by ``REDACTED``."""
+    kept, end = [], 0
+    for start, stop in sorted(spans):
+        if stop <= end:
+            continue
+        kept.append(text[end : max(start, end)])
+        kept.append(REDACTED)
+        end = stop
+    kept.append(text[end:])
+    return "".join(kept)
+
+
+def redact(text: str, spans_of: Spans) -> str:
+    """``text`` with what ``spans_of`` finds in any of its ``readings`` redacted. When no
+    reading shows anything, ``text`` as it came; else its most decoded reading, redacted,
+    and with anything found in a less decoded reading redacted too, wherever it is left."""
+    views = readings(text)
+    found = [(view, spans_of(view)) for view in views]
+    if not any(spans for _, spans in found):
+        return text
+    final, spans = found[-1]
+    result = _cut(final, spans)
+    for view, spans in found[:-1]:
+        for start, stop in spans:
+            result = result.replace(view[start:stop], REDACTED)
+    return result
+
+
 def holds_key(text: str) -> bool:
     """True when ``text``, however spelled (``readings``), holds a key (``PASTED_KEY``) or
-    a run of more than ``LONGEST_ID`` letters and digits mixing digits and both cases, as
-    a secret's do. Long words, hex digests and document ids pass: this decides what input
-    is refused, where a false alarm costs a user (``KEY_SHAPE`` decides what logs hide)."""
-    for spelled in readings(text):
-        if _PASTED_KEY.search(spelled):
-            return True
-        if any(_secret_like(run.group()) for run in _LONG_RUN.finditer(spelled)):
-            return True
-    return False
+    what could be its secret (``_held_run``). Long words and names, hex digests and the
+    ids in a URL pass: this decides what input is refused, where a false alarm costs a
+    user (``KEY_SHAPE`` decides what logs hide)."""
+    return any(_held_spans(spelled) for spelled in readings(text))
 
 
-def without_pasted_keys(text: str) -> str:
-    """``text`` with every prefixed key (``PASTED_KEY``, however spelled: ``readings``)
-    redacted, in the spelling that showed it; long runs kept (a URL's commit hash is 40
-    hex digits)."""
-    for spelled in readings(text):
-        if _PASTED_KEY.search(spelled):
-            return _PASTED_KEY.sub(REDACTED, spelled)
-    return text
+def redact_held(text: str) -> str:
+    """``text`` with what ``holds_key`` refuses redacted (``redact``): for answers that
+    quote a client, and for a leak report's URL (a commit hash in it is kept)."""
+    return redact(text, _held_spans)
+
+
+def could_hold_key(text: str) -> bool:
+    """True when any reading of ``text`` has anything ``KEY_SHAPE`` finds but a hex
+    digest: for values that are kept whole or dropped whole (request ids, redirects)."""
+    return any(
+        _HEX.fullmatch(shape.group()) is None
+        for spelled in readings(text)
+        for shape in KEY_SHAPE.finditer(spelled)
+    )
 
 
 class MalformedKey(ValueError):

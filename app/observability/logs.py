@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any
 
-from keyledger.domain.tokens import KEY_SHAPE, REDACTED, readings
+from keyledger.domain.tokens import KEY_SHAPE, REDACTED, key_shape_spans, redact
 
 #: Attributes every LogRecord has; anything else on a record is a field of the line.
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
@@ -36,7 +36,7 @@ SERVER_LOGGERS = ("gunicorn.error", "gunicorn.access", "_granian", "granian.acce
 #: than keep a secret. A secret its holder cuts into short pieces on purpose is theirs to
 #: leak; no filter can stop that.
 #: The shortest text ``KEY_SHAPE`` can match (shorter text skips the search).
-SHORTEST_KEY_SHAPE = 25
+SHORTEST_KEY_SHAPE = 24
 #: Characters of a path kept in a line; the rest is cut, marked "...".
 MAX_PATH = 1024
 #: Characters of a method kept (a client may send any token).
@@ -50,17 +50,16 @@ ESCAPE_LINE_BREAKERS = {c: f"\\u{c:04x}" for c in [*range(0x7F, 0xA0), 0x2028, 0
 
 
 def redact_keys(text: str) -> str:
-    """``text`` with anything shaped like a key replaced. Text with non-ASCII characters or
-    ``%`` is also read decoded (``tokens.readings``: a fullwidth key, or one a WSGI server
-    handed over as Latin-1, or percent-encoded, reads back as the key); when a reading
-    shows one, that reading is what is kept, redacted."""
+    """``text`` with anything shaped like a key replaced. Text with non-ASCII characters,
+    ``%`` or ``&`` is also read decoded (``tokens.readings``: a fullwidth key, one a WSGI
+    server handed over as Latin-1, percent-encoded or written with character references
+    reads back as the key); when any reading shows one, the most decoded reading is what
+    is kept, redacted (``tokens.redact``)."""
     if len(text) < SHORTEST_KEY_SHAPE:
         return text
-    if not text.isascii() or "%" in text:
-        for spelled in readings(text):
-            if spelled != text and KEY_SHAPE.search(spelled):
-                return KEY_SHAPE.sub(REDACTED, spelled)
-    return KEY_SHAPE.sub(REDACTED, text)
+    if text.isascii() and "%" not in text and "&" not in text:
+        return KEY_SHAPE.sub(REDACTED, text)
+    return redact(text, key_shape_spans)
 
 
 def loggable(text: str, limit: int) -> str:

@@ -34,7 +34,7 @@ from keyledger.authn.authenticator import (
 from keyledger.domain.events import Actor
 from keyledger.domain.mapper import format_time
 from keyledger.domain.revocations import KEY_ITEM, revokes
-from keyledger.domain.tokens import holds_key
+from keyledger.domain.tokens import could_hold_key
 from keyledger.observability.logs import MAX_METHOD, MAX_PATH, loggable
 from keyledger.observability.observer import IGNORE, Observer
 from keyledger.policies import previous_secret_read_only
@@ -68,11 +68,11 @@ Header = tuple[str, str]
 
 def choose_request_id(presented: str | None) -> str:
     """The client's X-Request-Id when it is a sane token, else a new one. A token that
-    could hold a key (``tokens.holds_key``: a key's prefix, or more than 32 letters and
-    digits in a row mixing digits and both cases) is not taken: the id goes into every log
-    line and into the event log of a change, and a client that sent its secret there
-    would have it kept for ever. A UUID or a hex digest is kept."""
-    if presented and REQUEST_ID.fullmatch(presented) and not holds_key(presented):
+    could hold a key (``tokens.could_hold_key``: a key's prefix, or more than 32 letters
+    and digits in a row, in any case, but a hex digest) is not taken: the id goes into
+    every log line and into the event log of a change, and a client that sent its secret
+    there would have it kept for ever. A UUID or a hex digest is kept."""
+    if presented and REQUEST_ID.fullmatch(presented) and not could_hold_key(presented):
         return presented
     return _new_request_id()
 

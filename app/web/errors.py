@@ -16,8 +16,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
 from keyledger.domain.errors import KeyledgerError, TooManyChanges
-from keyledger.domain.tokens import holds_key
-from keyledger.observability.logs import redact_keys
+from keyledger.domain.tokens import could_hold_key, redact_held
 
 log = logging.getLogger("keyledger.web")
 
@@ -54,11 +53,11 @@ def error_response(
     body: dict[str, Any] = {
         "status": status,
         "code": code or _CODES.get(status, "error"),
-        "description": redact_keys(description),
+        "description": redact_held(description),
     }
     if fields:
         body["fields"] = {
-            redact_keys(name): [redact_keys(message) for message in messages]
+            redact_held(name): [redact_held(message) for message in messages]
             for name, messages in fields.items()
         }
     response = jsonify({"error": body})
@@ -148,6 +147,6 @@ def no_key_in_redirects() -> Response | None:
     could hold a key: the redirect would echo the path and query string in ``Location``
     and its body (Flask answers routing redirects without the error handlers)."""
     redirect = request.routing_exception
-    if isinstance(redirect, RequestRedirect) and holds_key(redirect.new_url):
+    if isinstance(redirect, RequestRedirect) and could_hold_key(redirect.new_url):
         return error_response(404, "not found")
     return None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import threading
@@ -503,10 +504,14 @@ class ThreadPool:
 def test_keyledger_run_gives_its_processes_an_emptied_metrics_directory(
     observed: Observed, tmp_path: Path
 ) -> None:
-    """What `make run` does: var/metrics emptied, exported, and removed at the end."""
+    """What `make run` does: a directory of its own under var/metrics, empty, exported,
+    and removed at the end, with what runs that are gone left there."""
     stale = tmp_path / "var" / "metrics" / "counter_999999.db"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"left over from an earlier run")
+    gone = tmp_path / "var" / "metrics" / "run-999999"  # no such process
+    gone.mkdir()
+    (gone / "counter_1.db").write_bytes(b"left by a run that was killed")
     (tmp_path / "Procfile").write_text(
         "probe: echo dir=$PROMETHEUS_MULTIPROC_DIR files=$(ls -A $PROMETHEUS_MULTIPROC_DIR | wc -l)\n"
     )
@@ -518,5 +523,7 @@ def test_keyledger_run_gives_its_processes_an_emptied_metrics_directory(
         text=True,
         timeout=60,
     )
-    assert f"dir={tmp_path / 'var' / 'metrics'} files=0" in completed.stdout, completed.stdout
+    assert re.search(
+        rf"dir={re.escape(str(tmp_path / 'var' / 'metrics'))}/run-\d+ files=0", completed.stdout
+    ), completed.stdout
     assert not (tmp_path / "var" / "metrics").exists()

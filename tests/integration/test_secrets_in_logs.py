@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -154,7 +154,10 @@ def test_a_key_sent_as_the_method_is_not_logged(
     assert_nowhere(secret_of(owner.secret_key), written(records))
 
 
-@pytest.mark.parametrize("presented", ["secret", "key id and secret"])
+@pytest.mark.parametrize(
+    "presented",
+    ["secret", "key id and secret", "secret, lower case", "key id and secret, upper case"],
+)
 def test_a_request_id_that_could_hold_a_key_is_replaced(
     redis_client: redis.Redis,
     namespace: str,
@@ -163,7 +166,12 @@ def test_a_request_id_that_could_hold_a_key_is_replaced(
     records: pytest.LogCaptureFixture,
     presented: str,
 ) -> None:
-    value = secret_of(owner.secret_key) if presented == "secret" else owner.secret_key[:64]
+    value = {
+        "secret": secret_of(owner.secret_key),
+        "key id and secret": owner.secret_key[:64],
+        "secret, lower case": secret_of(owner.secret_key).lower(),
+        "key id and secret, upper case": owner.secret_key[5:64].upper(),
+    }[presented]
     response = client.post(
         "/v1/users",
         headers={AK: owner.account_key, SK: owner.secret_key, "X-Request-Id": value},
@@ -366,3 +374,35 @@ def test_a_fullwidth_key_in_the_path_is_redacted_from_the_request_log(
     text = written(records)
     for spelled in readings(text):
         assert secret_of(owner.secret_key) not in spelled
+
+
+def test_an_answer_quotes_a_long_name_it_accepted(client: FlaskClient, owner: Bootstrapped) -> None:
+    """Answers redact what input refuses, not every long run: a name that was accepted
+    comes back as it is (the fourth attack found a 409 that said ``[redacted-key]``)."""
+    auth = {AK: owner.account_key, SK: owner.secret_key}
+    body = {"name": "ProductionBillingServiceReadOnlyKey", "userId": owner.owner_id}
+    assert client.post("/v1/api-keys", headers=auth, json=body).status_code == 201
+    again = client.post("/v1/api-keys", headers=auth, json=body)
+    assert again.status_code == 409
+    assert "ProductionBillingServiceReadOnlyKey" in again.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("folded", [str.lower, str.upper])
+def test_a_case_folded_key_is_refused_in_a_description(
+    container: Container,
+    redis_client: redis.Redis,
+    namespace: str,
+    client: FlaskClient,
+    owner: Bootstrapped,
+    folded: Callable[[str], str],
+) -> None:
+    before = container.store.version(owner.account_id)
+    for description in (folded(owner.secret_key[5:]), "klsk: " + folded(owner.secret_key[5:])):
+        response = client.post(
+            "/v1/api-keys",
+            headers={AK: owner.account_key, SK: owner.secret_key},
+            json={"name": "folded-key-0001", "userId": owner.owner_id, "description": description},
+        )
+        assert response.status_code == 400
+    assert container.store.version(owner.account_id) == before
+    assert_nowhere(secret_of(owner.secret_key), stored(redis_client, namespace))

@@ -7,6 +7,7 @@ it (its keys are redacted)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import quote
 
 import pytest
 
@@ -18,10 +19,29 @@ from keyledger.domain.account import (
 )
 from keyledger.domain.errors import InvalidInput
 from keyledger.domain.lifecycle import check_description, check_url
-from keyledger.domain.tokens import KeyKind, generate
+from keyledger.domain.tokens import KeyKind, generate, readings, redact_held
+from keyledger.observability.logs import redact_keys
+from keyledger.web.auth import choose_request_id
 
-KEY = generate(KeyKind.SECRET, 3).token
-ACCOUNT_KEY = generate(KeyKind.ACCOUNT, 3).token
+
+def _mixed_throughout(kind: KeyKind) -> str:
+    """A new key whose secret mixes digits and both cases in every 33 characters, as a
+    secret's pieces do all but once in 300 (the tests below cut such pieces out of it;
+    a random key made them fail that often)."""
+    while True:
+        key = generate(kind, 3).token
+        pieces = [key[i : i + 33] for i in range(21, 64 - 33 + 1)]
+        if all(
+            any(c.isdigit() for c in p)
+            and any(c.isupper() for c in p)
+            and any(c.islower() for c in p)
+            for p in pieces
+        ):
+            return key
+
+
+KEY = _mixed_throughout(KeyKind.SECRET)
+ACCOUNT_KEY = _mixed_throughout(KeyKind.ACCOUNT)
 
 CHECKS: dict[str, Callable[[str], str]] = {
     "user name": check_user_name,
@@ -102,3 +122,130 @@ def test_a_leak_reports_url_keeps_its_commit_hash_and_loses_any_key() -> None:
     fullwidth = "".join(chr(ord(c) + 0xFEE0) for c in KEY)
     assert KEY[21:64] not in check_url(f"{url}#{fullwidth}")
     assert KEY[21:64] not in check_url(f"{url}#{KEY.replace('_', '%2D', 1)}".replace("%2D", "-"))
+
+
+BODY = KEY[5:]  # the key id, the secret and the checksum: the key without its prefix
+SECRET = KEY[21:64]
+
+
+def _quoted(text: str, times: int) -> str:
+    for _ in range(times):
+        text = quote(text, safe="")
+    return text
+
+
+def _fullwidth(text: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) for c in text)
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=list(CHECKS))
+@pytest.mark.parametrize(
+    "value",
+    [
+        BODY.lower(),  # case folded by a tool: the checksum picks the case back out
+        BODY.upper(),
+        f"klsk: {BODY.lower()}",
+        f"KLSK {BODY}",
+        f"klsk - {BODY}",
+        f"see {SECRET.lower()}",
+        f"see {SECRET.upper()}",
+        KEY[:30] + "\u200b" + KEY[30:],  # a zero-width space inside
+        "".join(c + "\u0301" for c in KEY),  # a combining mark after every character
+        "&#107;lsk&#95;" + BODY,  # HTML character references
+        _quoted(KEY, 4),  # percent-encoded four times
+        "https://example.com/x?token=" + BODY.lower(),  # a whole key's body, even in a URL
+    ],
+)
+def test_a_key_however_folded_or_dressed_is_refused(check: str, value: str) -> None:
+    """The fourth outside attack got each of these into the event log."""
+    with pytest.raises(InvalidInput):
+        CHECKS[check](value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://docs.google.com/document/d/1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms/edit",
+        "https://drive.google.com/drive/folders/1dyUEebJaFnWa3Z4n0BFMVAXQ7mfUH11g",
+        "Wolfeschlegelsteinhausenbergerdorffwelchevoralternwarengewissenhaft",
+        "q=1&amp;r=2 &lt;b&gt; 50%25 off",
+    ],
+)
+def test_document_ids_in_urls_and_long_words_are_kept(value: str) -> None:
+    assert check_description(value) == value
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ProductionBillingServiceReadOnlyKey2026v2",  # 41, mixed as a secret is
+        "ProductionBillingServiceReadOnlyKeyForTeamAlpha",  # 47, as long as a secret
+    ],
+)
+def test_a_name_of_many_words_in_a_row_is_told_how_to_pass(name: str) -> None:
+    """A secret with no digit (one in 2,000) is letters of both cases: a name as long as
+    a secret, or mixed like one, is refused, and the answer says how to write it."""
+    with pytest.raises(InvalidInput) as refused:
+        check_key_name(name)
+    assert "'-' or '_'" in str(refused.value.fields)
+    assert check_key_name(name.replace("Key", "-Key-")) == name.replace("Key", "-Key-")
+
+
+def test_a_secret_without_a_digit_is_refused() -> None:
+    digitless = "".join(c for c in SECRET if not c.isdigit()).ljust(43, "x")
+    with pytest.raises(InvalidInput):
+        check_description(f"see {digitless}")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        # a long run before the key used to stop the search at the first reading
+        f"/v1/api-keys/{'a' * 40}/{_quoted(KEY, 3)}",
+        f"/v1/api-keys/ProductionBillingServiceReadOnlyKey/{_fullwidth(quote(KEY, safe=''))}",
+        f"/v1/{'b' * 40}/{_fullwidth(KEY)}",
+        f"/v1/{_quoted(KEY, 5)}",
+        f"/v1/{KEY[:30]}\u200d{KEY[30:]}",
+        f"/v1/{KEY[:30]}\u00ad{KEY[30:]}",
+    ],
+)
+def test_a_log_redacts_a_key_behind_any_other_long_run(path: str) -> None:
+    redacted = redact_keys(path)
+    assert "[redacted-key]" in redacted
+    for spelled in readings(redacted):
+        assert SECRET not in spelled
+
+
+def test_a_log_keeps_text_with_nothing_like_a_key_as_it_came() -> None:
+    for text in ("/v1/api-keys/deploy-key-0001?a=1&b=2", "/v1/users/caf%C3%A9-%E2%80%8B-user"):
+        assert redact_keys(text) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ("0f8fad5b-d9cb-469f-a165-70867728950e", True),
+        ("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", True),
+        ("req-2026-12-01-deploy", True),
+        (SECRET, False),
+        (SECRET.lower(), False),
+        (SECRET.upper(), False),
+        (BODY.lower(), False),
+        ("klsk-" + SECRET[:25], False),
+    ],
+)
+def test_a_request_id_is_kept_only_when_it_cannot_hold_a_secret(value: str, kept: bool) -> None:
+    assert (choose_request_id(value) == value) is kept
+
+
+def test_an_answer_quotes_a_long_name_but_not_a_key() -> None:
+    name = "ProductionBillingServiceReadOnlyKey"
+    assert redact_held(f"no API key named {name!r}") == f"no API key named {name!r}"
+    assert SECRET.lower() not in redact_held(f"no API key named {BODY.lower()!r}").lower()
+
+
+def test_a_leak_reports_url_loses_a_folded_key_and_keeps_a_document_id() -> None:
+    doc = "https://docs.google.com/document/d/1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms/edit"
+    assert check_url(doc) == doc
+    assert SECRET.lower() not in check_url(f"{doc}#{BODY.lower()}").lower()
+    assert SECRET not in check_url(f"{doc}#x/{'a' * 40}/{_quoted(KEY, 3)}")
