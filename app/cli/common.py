@@ -11,7 +11,7 @@ import click
 
 from keyledger.bootstrap import Container, build, verify_partitions
 from keyledger.config import ConfigError, Settings
-from keyledger.domain.errors import KeyledgerError
+from keyledger.domain.errors import KeyledgerError, error_body
 from keyledger.service import NOT_IN_EFFECT, Outcome
 
 
@@ -42,17 +42,11 @@ def run(as_json: bool, action: Callable[[], None]) -> None:
     try:
         action()
     except KeyledgerError as exc:
+        body = error_body(exc.status, exc.code, exc.description, exc.fields)
         if as_json:
-            body: dict[str, Any] = {
-                "status": exc.status,
-                "code": exc.code,
-                "description": exc.description,
-            }
-            if exc.fields:
-                body["fields"] = exc.fields
             click.echo(json.dumps({"error": body}))
             sys.exit(1)
-        raise click.ClickException(exc.description) from None
+        raise click.ClickException(body["description"]) from None
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")

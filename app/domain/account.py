@@ -313,7 +313,7 @@ def check_user_name(name: str, what: str = "user name") -> str:
 
 
 def check_email(email: str) -> str:
-    if isinstance(email, str):
+    if isinstance(email, str) and len(email) <= 254:
         check_text(email, "email", "email")
         reason = not_nfkc_reason(email)
         if reason is not None:

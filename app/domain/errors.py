@@ -8,6 +8,9 @@ and the CLI into a message and exit status. Messages never contain secrets.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
+
+from keyledger.domain.tokens import redact_held
 
 
 class KeyledgerError(Exception):
@@ -18,6 +21,22 @@ class KeyledgerError(Exception):
         super().__init__(description)
         self.description = description
         self.fields = dict(fields or {})
+
+
+def error_body(
+    status: int, code: str, description: str, fields: Mapping[str, list[str]] | None = None
+) -> dict[str, Any]:
+    """An error as the API and the CLI's ``--json`` show it. Descriptions and fields quote
+    what a client sent (a name not found, an unknown field): what input would refuse as a
+    possible key (``tokens.redact_held``) is redacted, so a key sent in the wrong place is
+    not echoed (an answer may be logged by a proxy, a terminal kept in a CI log)."""
+    body: dict[str, Any] = {"status": status, "code": code, "description": redact_held(description)}
+    if fields:
+        body["fields"] = {
+            redact_held(name): [redact_held(message) for message in messages]
+            for name, messages in fields.items()
+        }
+    return body
 
 
 class InvalidInput(KeyledgerError):

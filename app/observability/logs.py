@@ -18,7 +18,13 @@ import sys
 import time
 from typing import Any
 
-from keyledger.domain.tokens import KEY_SHAPE, REDACTED, key_shape_spans, redact
+from keyledger.domain.tokens import (
+    KEY_SHAPE,
+    LONGEST_READ,
+    REDACTED,
+    key_shape_spans,
+    redact,
+)
 
 #: Attributes every LogRecord has; anything else on a record is a field of the line.
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
@@ -54,9 +60,12 @@ def redact_keys(text: str) -> str:
     ``%`` or ``&`` is also read decoded (``tokens.readings``: a fullwidth key, one a WSGI
     server handed over as Latin-1, percent-encoded or written with character references
     reads back as the key); when any reading shows one, the most decoded reading is what
-    is kept, redacted (``tokens.redact``)."""
+    is kept, redacted (``tokens.redact``). Only the first ``tokens.LONGEST_READ``
+    characters are read, and kept."""
     if len(text) < SHORTEST_KEY_SHAPE:
         return text
+    if len(text) > LONGEST_READ:
+        text = text[:LONGEST_READ] + "..."
     if text.isascii() and "%" not in text and "&" not in text:
         return KEY_SHAPE.sub(REDACTED, text)
     return redact(text, key_shape_spans)

@@ -15,8 +15,8 @@ from redis.exceptions import RedisClusterException, RedisError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
-from keyledger.domain.errors import KeyledgerError, TooManyChanges
-from keyledger.domain.tokens import could_hold_key, redact_held
+from keyledger.domain.errors import KeyledgerError, TooManyChanges, error_body
+from keyledger.domain.tokens import could_hold_key
 
 log = logging.getLogger("keyledger.web")
 
@@ -48,18 +48,7 @@ def error_response(
     fields: Mapping[str, list[str]] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    # Descriptions quote what the client sent (a name not found, an unknown field): a key
-    # sent in the wrong place is not echoed back (the answer may be logged by a proxy).
-    body: dict[str, Any] = {
-        "status": status,
-        "code": code or _CODES.get(status, "error"),
-        "description": redact_held(description),
-    }
-    if fields:
-        body["fields"] = {
-            redact_held(name): [redact_held(message) for message in messages]
-            for name, messages in fields.items()
-        }
+    body = error_body(status, code or _CODES.get(status, "error"), description, fields)
     response = jsonify({"error": body})
     response.status_code = status
     response.headers.update(headers or {})

@@ -15,12 +15,16 @@ from keyledger.domain.tokens import holds_key
 from keyledger.history import parse_entry_id
 
 ID = validate.Length(min=1, max=64)
+#: The longest ``resourceId`` filter (resource ids are at most 64 characters).
+MAX_QUERY_VALUE = 100
 
 
 def _no_key(value: str) -> None:
     """A query value that could hold a key is refused: it would come back in the page's
-    links (a resource's name never holds one: ``account.check_no_key``)."""
-    if holds_key(value):
+    links (a resource's name never holds one: ``account.check_no_key``). A value too long
+    for its field is refused for its length alone (marshmallow runs every validator), not
+    read ``DECODINGS`` times over."""
+    if len(value) <= MAX_QUERY_VALUE and holds_key(value):
         raise ValidationError(HOLDS_KEY)
 
 
@@ -274,7 +278,7 @@ class LogsQuerySchema(Schema):
         data_key="endTime", default_timezone=UTC, validate=validate.Range(min=EPOCH, max=LATEST)
     )
     resource_id = fields.String(
-        data_key="resourceId", validate=[validate.Length(min=1, max=100), _no_key]
+        data_key="resourceId", validate=[validate.Length(min=1, max=MAX_QUERY_VALUE), _no_key]
     )
 
 

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from keyledger.bootstrap import Container
 from keyledger.cli import main
+from keyledger.domain.tokens import KeyKind, generate
 
 
 @pytest.fixture
@@ -123,3 +124,14 @@ def test_a_halted_partition_is_reported_and_can_be_retried_or_skipped(
     assert done.exit_code == 0, done.output
     code, report = cli("status")
     assert code == 0 and report["healthy"] is True
+
+
+def test_an_error_does_not_echo_a_key_given_as_an_option(cli) -> None:
+    """An operator who pastes a key where an id belongs gets an error that does not print
+    it back (a terminal's output may be kept in a CI log); both output forms."""
+    key = generate(KeyKind.SECRET, 0).token
+    code, body = cli("api", "enable", "--account", key)
+    assert code == 1 and body["error"]["status"] == 404
+    assert key[21:64] not in json.dumps(body) and "[redacted-key]" in json.dumps(body)
+    plain = CliRunner().invoke(main, ["api", "enable", "--account", key])
+    assert plain.exit_code == 1 and key[21:64] not in plain.output

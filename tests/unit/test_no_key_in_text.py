@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
+from keyledger.domain import account
 from keyledger.domain.account import (
     check_account_name,
     check_email,
@@ -19,8 +20,9 @@ from keyledger.domain.account import (
 )
 from keyledger.domain.errors import InvalidInput
 from keyledger.domain.lifecycle import check_description, check_url
-from keyledger.domain.tokens import KeyKind, generate, readings, redact_held
+from keyledger.domain.tokens import LONGEST_READ, KeyKind, generate, readings, redact_held
 from keyledger.observability.logs import redact_keys
+from keyledger.web import schemas
 from keyledger.web.auth import choose_request_id
 
 
@@ -249,3 +251,36 @@ def test_a_leak_reports_url_loses_a_folded_key_and_keeps_a_document_id() -> None
     assert check_url(doc) == doc
     assert SECRET.lower() not in check_url(f"{doc}#{BODY.lower()}").lower()
     assert SECRET not in check_url(f"{doc}#x/{'a' * 40}/{_quoted(KEY, 3)}")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "/v1/" + "%25" * 21_000,
+        "/v1/" + "&amp;amp;amp;" * 5_000,
+        "/v1/" + "\uff21" * 64_000,
+        "klsk%2525252525x" * 4_000,
+    ],
+)
+def test_a_long_text_is_read_only_so_far(text: str) -> None:
+    """Each reading decodes the whole text, up to 8 times: a 64 KB path cost 0.1 s of CPU
+    per request. Only the first LONGEST_READ characters are read, and shown."""
+    for redacted in (redact_keys(text), redact_held(text)):
+        assert len(redacted) <= LONGEST_READ + 3
+    assert redact_keys("/v1/" + "a" * 5_000 + KEY).endswith("...")
+
+
+def test_an_email_or_filter_too_long_is_refused_unread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A value too long for its field is refused for its length, never read for keys
+    (each reading decodes it whole, up to 8 times)."""
+
+    def unread(value: str) -> bool:
+        raise AssertionError(f"read {len(value)} characters for keys")
+
+    monkeypatch.setattr(account, "holds_key", unread)
+    monkeypatch.setattr(schemas, "holds_key", unread)
+    with pytest.raises(InvalidInput) as refused:
+        check_email("a" * 60_000 + "@example.com")
+    assert refused.value.fields == {"email": ["not a valid email address"]}
+    errors = schemas.LogsQuerySchema().validate({"resourceId": "r" * 60_000})
+    assert "resourceId" in errors
