@@ -50,6 +50,25 @@ def describe(char: str) -> str:
     return f"U+{ord(char):04X} {name}"
 
 
+#: What ``first_unprintable`` finds, and spaces (``printable`` keeps the plain one).
+_UNPRINTABLE = regex.compile(r"[\p{C}\p{Z}\p{Default_Ignorable_Code_Point}]")
+
+
+def _percent_encoded(match: regex.Match[str]) -> str:
+    char: str = match[0]
+    if char == " ":
+        return char
+    return "".join(f"%{byte:02X}" for byte in char.encode("utf-8", "surrogatepass"))
+
+
+def printable(text: str) -> str:
+    """``text`` with every character a text field may not hold (``first_unprintable``)
+    percent-encoded as UTF-8, as a URL writes it: for text that must be kept rather than
+    refused (where a leak was found: refusing the report would leave the key live)."""
+    encoded: str = _UNPRINTABLE.sub(_percent_encoded, text)
+    return encoded
+
+
 def unprintable_reason(text: str) -> str | None:
     """Why ``text`` is refused as a text field, or None when every character is allowed."""
     found = first_unprintable(text)

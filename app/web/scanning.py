@@ -23,6 +23,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from keyledger.adapters.scanreplay import ReportAnswers, body_digest
 from keyledger.authn.github import GitHubSignatures, KeysFileError
 from keyledger.config import ConfigError
+from keyledger.domain.text import printable
 from keyledger.leaks import Finding, LeakReports
 from keyledger.web import schemas as s
 from keyledger.web.blueprint import Blueprint, container
@@ -63,13 +64,17 @@ def problem_in(report: Any) -> str | None:
             return f"[{number}].token must be a string of 1-{MAX_TOKEN} characters"
         for name in ("type", "url", "source"):
             value = item.get(name)
-            if value is not None and (
-                not isinstance(value, str) or len(value) > MAX_TEXT or not value.isprintable()
-            ):
-                return (
-                    f"[{number}].{name} must be a string of at most {MAX_TEXT} printable characters"
-                )
+            if value is not None and not isinstance(value, str):
+                return f"[{number}].{name} must be a string"
     return None
+
+
+def where_found(url: str | None) -> str:
+    """A report's URL as it is kept: what a text field may not hold percent-encoded
+    (``text.printable``), at most ``MAX_TEXT`` characters. A signed report is never
+    refused for its URL, which only says where the leak was: refused, its keys would
+    stay live (GitHub's URLs are plain, but a path may hold anything)."""
+    return printable(url or "")[:MAX_TEXT]
 
 
 @scanning_blp.route("/github", methods=["POST"])
@@ -99,9 +104,9 @@ def problem_in(report: Any) -> str | None:
                         "required": ["token"],
                         "properties": {
                             "token": {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN},
-                            "type": {"type": "string", "maxLength": MAX_TEXT},
-                            "url": {"type": "string", "maxLength": MAX_TEXT},
-                            "source": {"type": "string", "maxLength": MAX_TEXT},
+                            "type": {"type": "string"},
+                            "url": {"type": "string"},
+                            "source": {"type": "string"},
                         },
                     },
                 }
@@ -153,7 +158,7 @@ def github() -> Any:
     if replayed is not None:  # the same signed body again: no hashing (app.adapters.scanreplay)
         return jsonify(replayed)
     reports = LeakReports(built.ledger, built.authenticator.lookup, built.hasher)
-    verdicts = reports.handle([Finding(item["token"], item.get("url") or "") for item in report])
+    verdicts = reports.handle([Finding(item["token"], where_found(item.get("url"))) for item in report])
     answer = [verdict.as_json() for verdict in verdicts]
     answers.remember(digest, answer)
     return jsonify(answer)

@@ -207,7 +207,7 @@ def test_a_key_of_another_signer_is_refused(client: FlaskClient, owner: Bootstra
         (b'{"token": "x"}', 400),
         (b'[{"url": "https://x"}]', 400),
         (b'[{"token": 7}]', 400),
-        (b'[{"token": "x", "url": "a\\u202eb"}]', 400),
+        (b'[{"token": "x", "url": 7}]', 400),
         (b"[1]", 400),
     ],
 )
@@ -224,6 +224,41 @@ def test_oversized_or_malformed_reports_are_refused_and_change_nothing(
     assert response.status_code == status, response.get_json()
     assert set(response.get_json()) == {"error"}
     assert events(container, owner) == before
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        (
+            "https://github.com/o/r/blob/main/a\u202eb.env",
+            "https://github.com/o/r/blob/main/a%E2%80%AEb.env",
+        ),
+        ("https://github.com/o/r/x\u200by\nz", "https://github.com/o/r/x%E2%80%8By%0Az"),
+        ("https://github.com/" + "p" * 3000, "https://github.com/" + "p" * (2048 - 19)),
+    ],
+)
+def test_a_leak_is_revoked_whatever_its_url_holds(
+    client: FlaskClient,
+    github: GitHubSigner,
+    container: Container,
+    owner: Bootstrapped,
+    url: str,
+    kept: str,
+) -> None:
+    """A signed report is never refused for its URL: refused (400), its key stayed live.
+    What a text field may not hold is percent-encoded, and the URL cut at 2,048."""
+    leaked, _ = container.ledger.create_secret_key(
+        owner.account_id, "leaky-key-002", owner.owner_id, (), OPERATOR
+    )
+    body = json.dumps(
+        [{"token": leaked, "type": "x\u202e", "url": url, "source": "a" * 5000}]
+    ).encode()
+    response = send(client, github, body)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()[0]["label"] == "true_positive"
+    assert client.get("/v1/", headers=auth(owner, leaked)).status_code == 401
+    revoked = container.store.read_account(owner.account_id)[-1]
+    assert json.loads(revoked.record["data"])["url"] == kept
 
 
 def test_a_report_of_a_megabyte_is_accepted(
