@@ -23,8 +23,8 @@ run: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/keyledger run
 
 lint: $(STAMP)
-	$(BIN)/ruff check app workers policies tests
-	$(BIN)/ruff format --check app workers policies tests
+	$(BIN)/ruff check app workers policies tests bench
+	$(BIN)/ruff format --check app workers policies tests bench
 
 # mypy cannot follow the editable install's import hook, so it reads the package
 # through symbolic links laid out as the wheel installs it (docs/packaging.md).

@@ -207,7 +207,7 @@ def ratio_row(
 
 
 def http_rows(
-    env: dict[str, str], keys: dict[str, str], seconds: int, workdir: Path, rounds: int = 3
+    env: dict[str, str], keys: dict[str, str], seconds: int, workdir: Path, rounds: int = 4
 ) -> list[Row]:
     """Every HTTP figure, interleaved round by round so the machine's noise hits all alike:
     the yardstick, keyledger with the rate limit off, and a second keyledger with it on."""
@@ -232,8 +232,11 @@ def http_rows(
     with started(servers, workdir), refusals_named(workdir / "server.log"):
         for url, headers in targets.values():
             wrk(url, headers, 2, 8)  # warm every worker's caches
-        for _ in range(rounds):
-            for name, (url, headers) in targets.items():
+        for number in range(rounds):
+            # Every other round in reverse: a pair measured slots apart (the limit on and
+            # off) meets the machine's drift from both sides, not always the same one.
+            order = list(targets.items())
+            for name, (url, headers) in order if number % 2 == 0 else reversed(order):
                 rate, p99 = wrk(url, headers, seconds, 8)
                 rates[name].append(rate)
                 p99s[name].append(p99)
@@ -530,7 +533,12 @@ def print_table(rows: list[Row]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of wrk runs")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="interleaved rounds of wrk runs (every other reversed)",
+    )
     parser.add_argument("--changes", type=int, default=500, help="changes for the lag figure")
     parser.add_argument("--accounts", type=int, default=100, help="accounts in the rebuild log")
     parser.add_argument("--events-per-account", type=int, default=500)
