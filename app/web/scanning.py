@@ -158,7 +158,9 @@ def github() -> Any:
     if replayed is not None:  # the same signed body again: no hashing (app.adapters.scanreplay)
         return jsonify(replayed)
     reports = LeakReports(built.ledger, built.authenticator.lookup, built.hasher)
-    verdicts = reports.handle([Finding(item["token"], where_found(item.get("url"))) for item in report])
+    verdicts = reports.handle(
+        [Finding(item["token"], where_found(item.get("url"))) for item in report]
+    )
     answer = [verdict.as_json() for verdict in verdicts]
     answers.remember(digest, answer)
     return jsonify(answer)
