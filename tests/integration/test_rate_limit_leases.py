@@ -31,16 +31,9 @@ from keyledger.adapters.redis_client import connect
 from keyledger.config import Settings
 from keyledger.domain.errors import StoreUnavailable
 from keyledger.domain.tokens import KeyKind, generate
+from tests.clocks import MonotonicClock
 
 T = TypeVar("T")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def account_key_id() -> str:
@@ -141,7 +134,7 @@ def test_with_short_windows_no_lease_is_spent_outside_its_window(
 def test_a_lease_is_not_spent_past_its_lifetime_nor_its_window(
     settings: Settings, redis_client: redis.Redis
 ) -> None:
-    clock = FakeClock()
+    clock = MonotonicClock()
     (limiter,) = limiters(settings, 10_000, 1, background=False, monotonic=clock)
     key = account_key_id()
     for _ in range(20):  # leases grow with the use: 1, 2, 4, 8, 16 ...
@@ -221,7 +214,7 @@ def test_slices_of_an_expired_lease_go_back_to_the_window(
     settings: Settings, redis_client: redis.Redis
 ) -> None:
     limit = 100
-    clock = FakeClock()
+    clock = MonotonicClock()
     (holder,) = limiters(settings, limit, 1, background=False, monotonic=clock)
     (other,) = limiters(settings, limit, 1, background=False)
     key = account_key_id()
@@ -274,7 +267,7 @@ def test_a_request_redis_counted_is_admitted_when_the_answer_comes_back_late(
     request, and the rest of the grant is given back, never spent: the limit stays
     exact. Before, that request got 429 (bench: at a minute boundary, limit 10**9)."""
     limit = 40
-    clock = FakeClock()
+    clock = MonotonicClock()
     (limiter,) = limiters(settings, limit, 1, background=False, monotonic=clock)
     script = limiter._lease
     late = [True]

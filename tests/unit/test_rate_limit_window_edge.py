@@ -11,24 +11,17 @@ from __future__ import annotations
 
 from keyledger.adapters.keyspace import Keyspace
 from keyledger.adapters.ratelimit import RateLimiter, _Grant
+from tests.clocks import MonotonicClock
 
 KEY = "00aaaaaaaaaaaaaa"
 WINDOW = 29_935_000  # some minute of the Redis clock
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class LeaseScript:
     """Stands in for the Redis client: the lease script answers as told, and the reply
     takes ``latency`` seconds of the process's monotonic clock to come back."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: MonotonicClock) -> None:
         self.clock = clock
         self.answers: list[tuple[int, int, int, int]] = []
         self.latency = 0.0005
@@ -42,7 +35,7 @@ class LeaseScript:
 
 
 def make() -> tuple[RateLimiter, LeaseScript]:
-    clock = Clock()
+    clock = MonotonicClock()
     script = LeaseScript(clock)
     limiter = RateLimiter(
         script,  # type: ignore[arg-type]
@@ -80,7 +73,7 @@ def test_a_grant_for_a_window_a_newer_lease_replaced_admits_its_request() -> Non
 
 
 def test_a_window_with_nothing_left_still_refuses() -> None:
-    clock = Clock()
+    clock = MonotonicClock()
     script = LeaseScript(clock)
     small = RateLimiter(script, Keyspace(), 5, background=False, monotonic=clock)  # type: ignore[arg-type]
     script.answers.append((0, 5, 30_000, WINDOW))
