@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import unquote
 
+import regex
+
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 SECRET_LENGTH = 43
 CHECKSUM_LENGTH = 6
@@ -60,34 +62,37 @@ _LONG_RUN = re.compile(rf"[0-9A-Za-z]{{{LONGEST_ID + 1},}}")
 _HEX = re.compile(r"[0-9a-f]+|[0-9A-F]+")
 _URL = re.compile(r"(?i:https?)://[^\s\"'<>]+")
 REDACTED = "[redacted-key]"
-#: Rounds of decoding ``readings`` tries (each undoes one layer: percent-encoding, HTML
-#: character references, UTF-8 read as Latin-1, compatibility forms and invisible marks).
-DECODINGS = 8
 #: The most of a text ``redact`` reads: the rest is cut, marked "...", and never shown
-#: (decoding a 64 KB path of encoded characters 8 times over cost 0.1 s of CPU). A
-#: key cut there leaves a piece: redacted when long enough to matter, as any piece is.
-LONGEST_READ = 4096
-#: Characters a reading drops: combining marks and format characters (zero-width spaces
-#: and joiners, soft hyphens, direction marks), which nobody sees between a key's letters.
-_INVISIBLE = frozenset({"Mn", "Me", "Cf"})
+#: (decoding a 64 KB path of encoded characters over and over cost 0.1 s of CPU). A key
+#: cut there leaves a piece: redacted when long enough to matter, as any piece is. Twice
+#: the longest value a log line shows (``MAX_PATH``).
+LONGEST_READ = 2048
+#: Rounds of decoding ``readings`` tries at most (each undoes one layer: percent-encoding,
+#: HTML character references, UTF-8 read as Latin-1, compatibility forms and invisible
+#: characters); a round that changes nothing ends it. Enough for a run of 33 letters and
+#: digits that fits in ``LONGEST_READ`` however deeply it was percent-encoded (a layer
+#: adds 2 characters per character: 33 x (2 x 31 + 1) > 2,048); 8 rounds let a secret
+#: encoded 10 times into a log line (about 820 characters, shown whole).
+DECODINGS = 32
+#: Characters a reading drops, which nobody sees between a key's letters: combining
+#: marks, format characters (zero-width spaces and joiners, soft hyphens, direction
+#: marks), every default-ignorable code point (variation selectors, Hangul fillers U+115F,
+#: U+1160, U+3164, U+FFA0), and the Braille blank U+2800, drawn as an empty cell.
+_INVISIBLE = regex.compile(r"[\p{Mn}\p{Me}\p{Cf}\p{Default_Ignorable_Code_Point}\u2800]")
 
 
 def _decoded(text: str) -> str:
-    """``text`` with one layer of every encoding undone."""
+    """``text`` with one layer of every encoding undone. UTF-8 read from Latin-1 takes
+    what decodes (one stray byte, ``%FF`` in a path, must not hide the rest)."""
     if "%" in text:
         text = unquote(text)
     if "&" in text:
         text = html.unescape(text)
     if not text.isascii():
         with contextlib.suppress(UnicodeError):
-            text = text.encode("latin-1").decode("utf-8")
+            text = text.encode("latin-1").decode("utf-8", "replace")
         text = unicodedata.normalize(
-            "NFKC",
-            "".join(
-                c
-                for c in unicodedata.normalize("NFKD", text)
-                if unicodedata.category(c) not in _INVISIBLE
-            ),
+            "NFKC", _INVISIBLE.sub("", unicodedata.normalize("NFKD", text))
         )
     return text
 
@@ -110,37 +115,39 @@ def readings(text: str) -> list[str]:
 def _secret_like(run: str) -> bool:
     """A run of letters and digits with all three kinds, as a base62 secret has (a 33-
     character piece of one lacks a digit, an upper or a lower case letter once in 300)."""
-    return (
-        any(c.isdigit() for c in run)
-        and any(c.isupper() for c in run)
-        and any(c.islower() for c in run)
-    )
+    return not run.isalpha() and run.lower() != run and run.upper() != run
+
+
+#: The length of a Google document's id (Docs, Sheets, Slides, Forms: 44 random letters,
+#: digits, ``-`` and ``_``), the one long random run common in URLs people paste.
+DOCUMENT_ID_LENGTH = 44
 
 
 def _held_run(run: str, in_url: bool) -> bool:
     """Whether a run of more than ``LONGEST_ID`` letters and digits could be (most of) a
-    secret. Outside a URL: mixed as a secret is (``_secret_like``); or as long as a secret
-    (43), not a hex digest, and with a digit or both cases (``_both_cases``): a whole key case-folded by a
-    tool or with its prefix cut still names its secret (its checksum picks the case back
-    out of a few dozen candidates), and one secret in 2,000 has no digit. Inside an
-    http(s) URL, where document and object ids of 33-64 random characters are common,
-    only as long as a whole key's body (65)."""
-    if len(run) < (KEY_BODY_LENGTH if in_url else LONGEST_ID + 1):
+    secret. Mixed as a secret is (``_secret_like``); or as long as a secret (43), not a
+    hex digest, and with a digit or both cases (``_both_cases``): a whole key case-folded
+    by a tool or with its prefix cut still names its secret (its checksum picks the case
+    back out of a few dozen candidates), and one secret in 2,000 has no digit. Inside an
+    http(s) URL, where ids of 33-42 random characters are common (Google Drive's are 33),
+    only the second rule, and a run of a Google document id's length (44) passes: a
+    secret is 43, a key's body 65, the key id and secret together 59."""
+    if len(run) <= LONGEST_ID or (in_url and len(run) == DOCUMENT_ID_LENGTH):
         return False
     if not in_url and _secret_like(run):
         return True
     return (
         len(run) >= SECRET_LENGTH
         and _HEX.fullmatch(run) is None
-        and (any(c.isdigit() for c in run) or _both_cases(run))
+        and (not run.isalpha() or _both_cases(run))
     )
 
 
 def _both_cases(run: str) -> bool:
     """At least three letters of each case (a capitalised word has one upper case letter;
     a secret of 43 has about 18 of each)."""
-    upper = sum(c.isupper() for c in run)
-    return upper >= 3 and len(run) - upper - sum(c.isdigit() for c in run) >= 3
+    upper = sum(map(str.isupper, run))
+    return upper >= 3 and sum(map(str.islower, run)) >= 3
 
 
 def _held_spans(spelled: str) -> list[tuple[int, int]]:

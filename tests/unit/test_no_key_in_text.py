@@ -6,8 +6,10 @@ it (its keys are redacted)."""
 
 from __future__ import annotations
 
+import contextlib
+import unicodedata
 from collections.abc import Callable
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pytest
 
@@ -16,6 +18,7 @@ from keyledger.domain.account import (
     check_account_name,
     check_email,
     check_key_name,
+    check_no_key,
     check_user_name,
 )
 from keyledger.domain.errors import InvalidInput
@@ -284,3 +287,78 @@ def test_an_email_or_filter_too_long_is_refused_unread(monkeypatch: pytest.Monke
     assert refused.value.fields == {"email": ["not a valid email address"]}
     errors = schemas.LogsQuerySchema().validate({"resourceId": "r" * 60_000})
     assert "resourceId" in errors
+
+
+def _encoded(text: str, layers: int) -> str:
+    """Every character percent-encoded, then the whole ``layers - 1`` times more."""
+    return _quoted("".join(f"%{ord(c):02X}" for c in text), layers - 1)
+
+
+def _skeleton(text: str) -> str:
+    """What anyone could read out of ``text``: percent-decoded until it stops changing,
+    UTF-8 read from Latin-1 as far as it decodes, in NFKD form, ASCII letters and digits only."""
+    for _ in range(100):
+        decoded = unquote(text)
+        if decoded == text:
+            break
+        text = decoded
+    with contextlib.suppress(UnicodeError):
+        text = text.encode("latin-1").decode("utf-8", "replace")
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if c.isascii() and c.isalnum())
+
+
+BLANKS = ["\u3164", "\uffa0", "\u115f", "\u2800", "\u034f", "\ufe0f"]
+
+
+@pytest.mark.parametrize("blank", BLANKS, ids=[f"U+{ord(b):04X}" for b in BLANKS])
+def test_a_key_laced_with_blank_characters_is_redacted_and_refused(blank: str) -> None:
+    """The fifth attack: Hangul fillers and the Braille blank between a key's characters
+    were logged whole (and the Braille blank was accepted in a description)."""
+    laced = blank.join(KEY)
+    for path in (
+        f"/v1/{laced}",
+        f"/v1/{quote(laced)}",
+        f"/v1/{quote(laced)}".encode().decode("latin-1"),
+    ):
+        for spelled in readings(redact_keys(path)):
+            assert SECRET not in spelled
+    with pytest.raises(InvalidInput):
+        check_no_key(f"see {laced}", "description", "description")
+    assert SECRET not in "".join(readings(redact_held(f"unknown field {laced!r}")))
+
+
+@pytest.mark.parametrize(
+    "decoy", ["%FF", "caf%C3", "%E2%80", "\u00ff"], ids=["FF", "cut-sequence", "cut-end", "latin1"]
+)
+def test_one_stray_byte_does_not_hide_a_key_in_a_path(decoy: str) -> None:
+    """A path the server handed over as Latin-1 is read as UTF-8 as far as it decodes:
+    one byte that does not made the whole reading fail, and a fullwidth key was logged."""
+    for mangled in (_fullwidth(KEY), "\u200b".join(KEY), "".join(c + "\u0301" for c in KEY)):
+        path = f"/v1/{decoy}/{quote(mangled)}"
+        as_served = unquote(path, encoding="latin-1")
+        for text in (path, as_served):
+            assert SECRET in _skeleton(text)
+            assert SECRET not in _skeleton(redact_keys(text))
+
+
+@pytest.mark.parametrize("layers", [9, 10, 12, 20, 30])
+def test_a_key_encoded_many_times_is_redacted(layers: int) -> None:
+    for text in (f"/v1/{_encoded(SECRET, layers)}", f"/v1/{_encoded(KEY, layers)}"):
+        assert SECRET in _skeleton(text)
+        assert SECRET[:33] not in _skeleton(redact_keys(text))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"https://wiki.example.com/{KEY[5:21]}/{SECRET}",  # key id and secret: the whole key
+        f"https://a.b/x,{KEY[5:21]},{SECRET}",
+        f"https://github.com/o/r|{SECRET}",
+        f"https://example.com/?s={SECRET}",
+        f"https://example.com/{KEY[5:64]}",  # key id and secret in one run (59)
+    ],
+)
+def test_a_secret_in_a_url_is_refused(url: str) -> None:
+    with pytest.raises(InvalidInput):
+        check_description(url)
+    assert SECRET not in check_url(url)

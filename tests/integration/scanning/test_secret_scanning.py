@@ -234,6 +234,7 @@ def test_oversized_or_malformed_reports_are_refused_and_change_nothing(
             "https://github.com/o/r/blob/main/a%E2%80%AEb.env",
         ),
         ("https://github.com/o/r/x\u200by\nz", "https://github.com/o/r/x%E2%80%8By%0Az"),
+        ("https://github.com/o/r/\u3164.env", "https://github.com/o/r/%E3%85%A4.env"),
         ("https://github.com/" + "p" * 3000, "https://github.com/" + "p" * (2048 - 19)),
     ],
 )
