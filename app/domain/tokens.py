@@ -12,7 +12,6 @@ lookup goes straight to the right hash slot.
 
 from __future__ import annotations
 
-import contextlib
 import html
 import re
 import secrets
@@ -21,7 +20,6 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from urllib.parse import unquote
 
 import regex
 
@@ -52,15 +50,31 @@ PASTED_KEY = r"(?i:kl(?:ak|sk))(?:[^0-9A-Za-z]{0,3}|%(?:25)*5[fF])[0-9A-Za-z]{20
 #: could be one, or most of one; what 32 characters leave unknown (11, 65 bits) is too
 #: much to search for, even with the key's checksum.
 LONGEST_ID = 32
-#: A key's letters and digits after its prefix: the key id, the secret and the checksum.
-KEY_BODY_LENGTH = KEY_ID_LENGTH + SECRET_LENGTH + CHECKSUM_LENGTH
 #: What logs redact: a key, or any run of letters and digits that could be a secret
 #: however it was mangled (a log line rather loses a long word than keeps a secret).
 KEY_SHAPE = re.compile(rf"{PASTED_KEY}|[0-9A-Za-z]{{{LONGEST_ID + 1},}}")
 _PASTED_KEY = re.compile(PASTED_KEY)
 _LONG_RUN = re.compile(rf"[0-9A-Za-z]{{{LONGEST_ID + 1},}}")
 _HEX = re.compile(r"[0-9a-f]+|[0-9A-F]+")
-_URL = re.compile(r"(?i:https?)://[^\s\"'<>]+")
+#: An http(s) URL: its host (after any user information, before any port) and its path.
+_URL = re.compile(r"(?i:https?)://(?:[^/\s\"'<>?#@]*@)?([^/\s\"'<>?#:]+)(?::\d*)?(/[^\s\"'<>?#]*)?")
+#: Hosts of document services whose URLs people paste into descriptions: ids in a path
+#: there are long random runs that no rule could tell from a secret, and a key is no more
+#: likely pasted into one than anywhere (a prefixed key is still refused there; a query
+#: or fragment is read as any text is).
+DOCUMENT_HOSTS = (
+    "docs.google.com",
+    "drive.google.com",
+    "script.google.com",
+    "sites.google.com",
+    "forms.gle",
+    "sharepoint.com",
+    "onedrive.live.com",
+    "1drv.ms",
+    "dropbox.com",
+    "figma.com",
+    "notion.so",
+)
 REDACTED = "[redacted-key]"
 #: The most of a text ``redact`` reads: the rest is cut, marked "...", and never shown
 #: (decoding a 64 KB path of encoded characters over and over cost 0.1 s of CPU). A key
@@ -74,38 +88,82 @@ LONGEST_READ = 2048
 #: adds 2 characters per character: 33 x (2 x 31 + 1) > 2,048); 8 rounds let a secret
 #: encoded 10 times into a log line (about 820 characters, shown whole).
 DECODINGS = 32
-#: Characters a reading drops, which nobody sees between a key's letters: combining
-#: marks, format characters (zero-width spaces and joiners, soft hyphens, direction
-#: marks), every default-ignorable code point (variation selectors, Hangul fillers U+115F,
-#: U+1160, U+3164, U+FFA0), and the Braille blank U+2800, drawn as an empty cell.
-_INVISIBLE = regex.compile(r"[\p{Mn}\p{Me}\p{Cf}\p{Default_Ignorable_Code_Point}\u2800]")
+#: Characters a reading drops: what nobody sees between a key's letters, or what could
+#: stand between them without hiding them. Outside ASCII: every mark (combining or
+#: spacing), format character (zero-width spaces and joiners, soft hyphens, direction
+#: marks), default-ignorable code point (variation selectors, Hangul fillers), unassigned
+#: or private-use code point, and symbol other than math and currency signs (the Braille
+#: blank U+2800 and the musical null notehead U+1D159 are drawn as nothing; emoji and
+#: dingbats too, for a reading). Letters, digits, punctuation and spaces stay: they part
+#: runs as they would to a reader.
+_INVISIBLE = regex.compile(
+    r"[[^\x00-\x7f]&&[\p{M}\p{Cf}\p{Cn}\p{Co}\p{So}\p{Sk}\p{Default_Ignorable_Code_Point}]]",
+    regex.V1,
+)
+#: Runs of characters a WSGI server may have handed over as Latin-1 for UTF-8 bytes.
+_LATIN1_RUN = re.compile(r"[\x80-\xff]+")
+#: ``%uXXXX`` (IIS, JavaScript's ``escape``), ``\uXXXX`` and ``\xNN`` spellings.
+_ESCAPED = re.compile(r"%u([0-9A-Fa-f]{4})|\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})")
 
 
-def _decoded(text: str) -> str:
-    """``text`` with one layer of every encoding undone. UTF-8 read from Latin-1 takes
-    what decodes (one stray byte, ``%FF`` in a path, must not hide the rest)."""
+#: Runs of percent-encoded bytes, decoded together as UTF-8 (``urllib.parse.unquote``
+#: splits a text at every non-ASCII character: on 2,000 of them, 1.3 ms a call).
+_PERCENT_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+
+
+def _unquoted(run: re.Match[str]) -> str:
+    return bytes.fromhex(run[0].replace("%", "")).decode("utf-8", "replace")
+
+
+def _utf8_from_latin1(run: re.Match[str]) -> str:
+    return run[0].encode("latin-1").decode("utf-8", "replace")
+
+
+def _unescaped(escape: re.Match[str]) -> str:
+    return chr(int(escape[1] or escape[2] or escape[3], 16))
+
+
+def _decoded(text: str, clean: int | None = None) -> tuple[str, int | None]:
+    """``text`` with one layer of every encoding undone, at most ``LONGEST_READ``
+    characters of it (a compatibility form can be 18 characters long: U+FDFA), and what
+    its non-ASCII characters weigh in UTF-8 when they are clean (normal, nothing dropped):
+    given that as ``clean``, a round that decoded only ASCII skips the Unicode work,
+    which costs most. UTF-8 is read from each run of Latin-1 characters, as far as it
+    decodes: one stray byte (``%FF`` in a path), or one character beyond Latin-1, must
+    not hide the rest."""
+    if "%u" in text or "%U" in text or "\\" in text:
+        text = _ESCAPED.sub(_unescaped, text)
     if "%" in text:
-        text = unquote(text)
+        text = _PERCENT_RUN.sub(_unquoted, text)
     if "&" in text:
         text = html.unescape(text)
-    if not text.isascii():
-        with contextlib.suppress(UnicodeError):
-            text = text.encode("latin-1").decode("utf-8", "replace")
-        text = unicodedata.normalize(
-            "NFKC", _INVISIBLE.sub("", unicodedata.normalize("NFKD", text))
-        )
-    return text
+    if text.isascii():
+        return text[:LONGEST_READ], None
+    if _weight(text) != clean:
+        text = _LATIN1_RUN.sub(_utf8_from_latin1, text)
+        if not unicodedata.is_normalized("NFKC", text) or _INVISIBLE.search(text):
+            text = unicodedata.normalize("NFKD", text)[: 2 * LONGEST_READ]
+            text = unicodedata.normalize("NFKC", _INVISIBLE.sub("", text))
+        text = text[:LONGEST_READ]
+        clean = _weight(text)
+    return text[:LONGEST_READ], clean
+
+
+def _weight(text: str) -> int:
+    """The UTF-8 bytes ``text``'s non-ASCII characters take beyond one each."""
+    return len(text.encode("utf-8", "surrogatepass")) - len(text)
 
 
 def readings(text: str) -> list[str]:
     """The ways ``text`` could spell a key: as is, then with one more layer decoded each
-    time (``_decoded``: percent-encoding, HTML character references, UTF-8 read from its
-    Latin-1 characters as a WSGI server hands a path over, fullwidth and other
-    compatibility forms, combining marks and zero-width characters dropped), until
-    nothing changes or ``DECODINGS`` rounds. The last is the most decoded."""
-    found = [text]
+    time (``_decoded``: ``%uXXXX`` and backslash escapes, percent-encoding, HTML character
+    references, UTF-8 read from Latin-1 characters as a WSGI server hands a path over,
+    fullwidth and other compatibility forms, characters drawn as nothing dropped), until
+    nothing changes or ``DECODINGS`` rounds. The last is the most decoded. Each is at
+    most ``LONGEST_READ`` characters long, beyond the text as it came."""
+    found, clean = [text], None
     for _ in range(DECODINGS):
-        decoded = _decoded(found[-1])
+        decoded, clean = _decoded(found[-1], clean)
         if decoded == found[-1]:
             break
         found.append(decoded)
@@ -118,23 +176,17 @@ def _secret_like(run: str) -> bool:
     return not run.isalpha() and run.lower() != run and run.upper() != run
 
 
-#: The length of a Google document's id (Docs, Sheets, Slides, Forms: 44 random letters,
-#: digits, ``-`` and ``_``), the one long random run common in URLs people paste.
-DOCUMENT_ID_LENGTH = 44
-
-
-def _held_run(run: str, in_url: bool) -> bool:
+def _held_run(run: str, in_document_url: bool) -> bool:
     """Whether a run of more than ``LONGEST_ID`` letters and digits could be (most of) a
-    secret. Mixed as a secret is (``_secret_like``); or as long as a secret (43), not a
+    secret: mixed as a secret is (``_secret_like``); or as long as a secret (43), not a
     hex digest, and with a digit or both cases (``_both_cases``): a whole key case-folded
     by a tool or with its prefix cut still names its secret (its checksum picks the case
-    back out of a few dozen candidates), and one secret in 2,000 has no digit. Inside an
-    http(s) URL, where ids of 33-42 random characters are common (Google Drive's are 33),
-    only the second rule, and a run of a Google document id's length (44) passes: a
-    secret is 43, a key's body 65, the key id and secret together 59."""
-    if len(run) <= LONGEST_ID or (in_url and len(run) == DOCUMENT_ID_LENGTH):
+    back out of a few dozen candidates), and one secret in 2,000 has no digit. None in
+    the path of a document service's URL (``DOCUMENT_HOSTS``), whose ids are long random
+    runs (Google's are 33, 44, 56 or 72 characters)."""
+    if len(run) <= LONGEST_ID or in_document_url:
         return False
-    if not in_url and _secret_like(run):
+    if _secret_like(run):
         return True
     return (
         len(run) >= SECRET_LENGTH
@@ -154,13 +206,23 @@ def _held_spans(spelled: str) -> list[tuple[int, int]]:
     """Where ``spelled`` holds a key or what could be its secret (``_held_run``)."""
     spans = [m.span() for m in _PASTED_KEY.finditer(spelled)]
     if len(spelled) > LONGEST_ID:
-        urls = [m.span() for m in _URL.finditer(spelled)] if "://" in spelled else []
+        paths = _document_paths(spelled) if "://" in spelled else []
         for run in _LONG_RUN.finditer(spelled):
             start, end = run.span()
-            in_url = any(a <= start and end <= b for a, b in urls)
-            if _held_run(run.group(), in_url):
+            in_document = any(a <= start and end <= b for a, b in paths)
+            if _held_run(run.group(), in_document):
                 spans.append((start, end))
     return spans
+
+
+def _document_paths(spelled: str) -> list[tuple[int, int]]:
+    """Where the paths of document services' URLs (``DOCUMENT_HOSTS``) are in ``spelled``."""
+    paths = []
+    for url in _URL.finditer(spelled):
+        host = url[1].lower().rstrip(".")
+        if url[2] and any(host == d or host.endswith("." + d) for d in DOCUMENT_HOSTS):
+            paths.append(url.span(2))
+    return paths
 
 
 def key_shape_spans(spelled: str) -> list[tuple[int, int]]:
@@ -185,21 +247,27 @@ def _cut(text: str, spans: list[tuple[int, int]]) -> str:
 
 
 def redact(text: str, spans_of: Spans) -> str:
-    """``text`` with what ``spans_of`` finds in any of its ``readings`` redacted. When no
-    reading shows anything, ``text`` as it came; else its most decoded reading, redacted,
-    and with anything found in a less decoded reading redacted too, wherever it is left.
-    Only the first ``LONGEST_READ`` characters are read, and kept."""
+    """``text`` with what ``spans_of`` finds in it or in its most decoded reading
+    (``readings``) redacted. When neither shows anything, ``text`` as it came; else the
+    most decoded reading, redacted, and with anything found in the text as it came
+    redacted too, wherever it is left.
+    Only the first ``LONGEST_READ`` characters are read, and kept; when a reading grew
+    past that and was cut, its cut form is what is kept (the text as it came could hold
+    a key beyond the cut)."""
     if len(text) > LONGEST_READ:
         text = text[:LONGEST_READ] + "..."
     views = readings(text)
-    found = [(view, spans_of(view)) for view in views]
-    if not any(spans for _, spans in found):
+    final, spans = views[-1], spans_of(views[-1])
+    # The text as it came, and its most decoded reading: decoding only ever joins a key's
+    # characters, so a reading between shows nothing neither shows (each costs a search).
+    first = spans_of(text) if len(views) > 1 else []
+    if not spans and not first and all(len(view) < LONGEST_READ for view in views[1:]):
         return text
-    final, spans = found[-1]
     result = _cut(final, spans)
-    for view, spans in found[:-1]:
-        for start, stop in spans:
-            result = result.replace(view[start:stop], REDACTED)
+    if len(final) >= LONGEST_READ:  # a reading was cut: what it left out is not shown
+        result += "..."
+    for start, stop in first:
+        result = result.replace(text[start:stop], REDACTED)
     return result
 
 

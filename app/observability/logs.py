@@ -66,7 +66,7 @@ def redact_keys(text: str) -> str:
         return text
     if len(text) > LONGEST_READ:
         text = text[:LONGEST_READ] + "..."
-    if text.isascii() and "%" not in text and "&" not in text:
+    if text.isascii() and "%" not in text and "&" not in text and "\\" not in text:
         return KEY_SHAPE.sub(REDACTED, text)
     return redact(text, key_shape_spans)
 
