@@ -57,23 +57,38 @@ _PASTED_KEY = re.compile(PASTED_KEY)
 _LONG_RUN = re.compile(rf"[0-9A-Za-z]{{{LONGEST_ID + 1},}}")
 _HEX = re.compile(r"[0-9a-f]+|[0-9A-F]+")
 #: An http(s) URL: its host (after any user information, before any port) and its path.
-_URL = re.compile(r"(?i:https?)://(?:[^/\s\"'<>?#@]*@)?([^/\s\"'<>?#:]+)(?::\d*)?(/[^\s\"'<>?#]*)?")
-#: Hosts of document services whose URLs people paste into descriptions: ids in a path
-#: there are long random runs that no rule could tell from a secret, and a key is no more
-#: likely pasted into one than anywhere (a prefixed key is still refused there; a query
-#: or fragment is read as any text is).
+_URL = re.compile(
+    r"(?i:https?)://(?:[^/\s\"'<>?#@]*@)?([^/\s\"'<>?#:]+)(?::\d*)?([/?#][^\s\"'<>]*)?"
+)
+#: Hosts (and their subdomains) of services whose links people paste into descriptions:
+#: the ids after the host are long random runs that no rule could tell from a secret
+#: (Google's are 33, 34, 44, 56 or 72 characters), and a key is no more likely pasted
+#: into one than anywhere. There a prefixed key is still refused, and so is a run as
+#: long as a secret, or a secret with its checksum or key id (``KEY_RUN_LENGTHS``).
 DOCUMENT_HOSTS = (
-    "docs.google.com",
-    "drive.google.com",
-    "script.google.com",
-    "sites.google.com",
+    "google.com",
+    "googleusercontent.com",
+    "youtube.com",
+    "youtu.be",
     "forms.gle",
+    "github.com",
     "sharepoint.com",
     "onedrive.live.com",
     "1drv.ms",
+    "icloud.com",
     "dropbox.com",
     "figma.com",
     "notion.so",
+)
+#: Runs a key's parts make when a separator cuts it: the secret, with its checksum, with
+#: its key id, and the whole body.
+KEY_RUN_LENGTHS = frozenset(
+    {
+        SECRET_LENGTH,
+        SECRET_LENGTH + CHECKSUM_LENGTH,
+        KEY_ID_LENGTH + SECRET_LENGTH,
+        KEY_ID_LENGTH + SECRET_LENGTH + CHECKSUM_LENGTH,
+    }
 )
 REDACTED = "[redacted-key]"
 #: The most of a text ``redact`` reads: the rest is cut, marked "...", and never shown
@@ -181,10 +196,10 @@ def _held_run(run: str, in_document_url: bool) -> bool:
     secret: mixed as a secret is (``_secret_like``); or as long as a secret (43), not a
     hex digest, and with a digit or both cases (``_both_cases``): a whole key case-folded
     by a tool or with its prefix cut still names its secret (its checksum picks the case
-    back out of a few dozen candidates), and one secret in 2,000 has no digit. None in
-    the path of a document service's URL (``DOCUMENT_HOSTS``), whose ids are long random
-    runs (Google's are 33, 44, 56 or 72 characters)."""
-    if len(run) <= LONGEST_ID or in_document_url:
+    back out of a few dozen candidates), and one secret in 2,000 has no digit. In a
+    document service's link (``DOCUMENT_HOSTS``), whose ids are long random runs, only
+    runs of a key's parts' lengths (``KEY_RUN_LENGTHS``)."""
+    if len(run) <= LONGEST_ID or (in_document_url and len(run) not in KEY_RUN_LENGTHS):
         return False
     if _secret_like(run):
         return True
@@ -206,7 +221,7 @@ def _held_spans(spelled: str) -> list[tuple[int, int]]:
     """Where ``spelled`` holds a key or what could be its secret (``_held_run``)."""
     spans = [m.span() for m in _PASTED_KEY.finditer(spelled)]
     if len(spelled) > LONGEST_ID:
-        paths = _document_paths(spelled) if "://" in spelled else []
+        paths = _document_links(spelled) if "://" in spelled else []
         for run in _LONG_RUN.finditer(spelled):
             start, end = run.span()
             in_document = any(a <= start and end <= b for a, b in paths)
@@ -215,8 +230,9 @@ def _held_spans(spelled: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _document_paths(spelled: str) -> list[tuple[int, int]]:
-    """Where the paths of document services' URLs (``DOCUMENT_HOSTS``) are in ``spelled``."""
+def _document_links(spelled: str) -> list[tuple[int, int]]:
+    """Where what follows the host of a document service's URL (``DOCUMENT_HOSTS``: its
+    path, query and fragment) is in ``spelled``."""
     paths = []
     for url in _URL.finditer(spelled):
         host = url[1].lower().rstrip(".")
@@ -273,10 +289,15 @@ def redact(text: str, spans_of: Spans) -> str:
 
 def holds_key(text: str) -> bool:
     """True when ``text``, however spelled (``readings``), holds a key (``PASTED_KEY``) or
-    what could be its secret (``_held_run``). Long words and names, hex digests and the
-    ids in a URL pass: this decides what input is refused, where a false alarm costs a
-    user (``KEY_SHAPE`` decides what logs hide)."""
-    return any(_held_spans(spelled) for spelled in readings(text))
+    what could be its secret (``_held_run``), or grows past ``LONGEST_READ`` characters
+    once decoded (what a reading cuts off is unread: 113 U+FDFA, 18 characters each in
+    compatibility form, hid a fullwidth key after them). Long words and names, hex
+    digests and document ids pass: this decides what input is refused, where a false
+    alarm costs a user (``KEY_SHAPE`` decides what logs hide)."""
+    views = readings(text)
+    return any(len(view) >= LONGEST_READ for view in views[1:]) or any(
+        _held_spans(spelled) for spelled in views
+    )
 
 
 def redact_held(text: str) -> str:

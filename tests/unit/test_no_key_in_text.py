@@ -411,3 +411,46 @@ def test_a_key_beyond_a_cut_reading_is_not_shown() -> None:
     path = "/v1/" + "\ufdfa" * 200 + "/" + _fullwidth(KEY)
     assert len(path) < LONGEST_READ
     assert SECRET not in _skeleton(redact_keys(path))
+
+
+def test_a_key_behind_text_that_decodes_past_what_is_read_is_refused() -> None:
+    """The seventh attack: 113 U+FDFA (18 characters each in compatibility form) before a
+    fullwidth key made the decoded text longer than what is read, and the key passed."""
+    with pytest.raises(InvalidInput):
+        check_description("\ufdfa" * 113 + _fullwidth(KEY))
+    assert check_description("\ufdfa" * 5 + " a blessing") == "\ufdfa" * 5 + " a blessing"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"https://docs.google.com/d/{KEY[5:]}/edit",  # the whole body (65)
+        f"https://docs.google.com/d/klsk_{KEY[5:21]}-{KEY[21:]}",  # secret and checksum (49)
+        f"https://docs.google.com/d/{KEY[5:21]}_{SECRET}_{KEY[64:]}",  # the secret (43)
+        f"https://docs.google.com/d/{KEY[5:64]}/edit",  # key id and secret (59)
+        f"https://docs.google.com@evil.example/{SECRET}x",  # the host is evil.example
+    ],
+)
+def test_a_document_link_does_not_carry_a_key(url: str) -> None:
+    with pytest.raises(InvalidInput):
+        check_description(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://www.youtube.com/playlist?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG",
+        "https://drive.google.com/open?id=1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms",
+        "https://drive.google.com/uc?id=1dyUEebJaFnWa3Z4n0BFMVAXQ7mfUH11g",
+        "https://colab.research.google.com/drive/1dyUEebJaFnWa3Z4n0BFMVAXQ7mfUH11g",
+        "https://lookerstudio.google.com/s/1dyUEebJaFnWa3Z4n0BFMVAXQ7mfUH11g",
+        "https://lh3.googleusercontent.com/d/1dyUEebJaFnWa3Z4n0BFMVAXQ7mfUH11g",
+        "https://script.google.com/macros/s/AKfycbx1dyUEebJaFnWa3Z4n0BFMVAXQ7mfUH11gXq9Zk3Lp8RtYw2Vb6Nc4Md7Jh5Gf1Sd0A/exec",
+        "https://docs.google.com/forms/d/e/1FAIpQLSd1dyUEebJaFnWa3Z4n0BFMVAXQ7mfUH11gXq9Zk3Lp8Rt/viewform",
+        "https://www.icloud.com/iclouddrive/0aBcDeFgHiJkLmNoPqRsTuVwXyZ1234567#Report",
+    ],
+)
+def test_links_to_documents_and_videos_are_kept(url: str) -> None:
+    """Ids in the query or another Google host were refused after the sixth attack's
+    fix (the seventh found these)."""
+    assert check_description(url) == url
