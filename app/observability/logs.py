@@ -11,6 +11,7 @@ format, so a log shipper reads one format.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -57,7 +58,7 @@ ESCAPE_LINE_BREAKERS = {c: f"\\u{c:04x}" for c in [*range(0x7F, 0xA0), 0x2028, 0
 
 def redact_keys(text: str) -> str:
     """``text`` with anything shaped like a key replaced. Text with non-ASCII characters,
-    ``%`` or ``&`` is also read decoded (``tokens.readings``: a fullwidth key, one a WSGI
+    ``%``, ``&`` or ``\\`` is also read decoded (``tokens.readings``: a fullwidth key, one a WSGI
     server handed over as Latin-1, percent-encoded or written with character references
     reads back as the key); when any reading shows one, the most decoded reading is what
     is kept, redacted (``tokens.redact``). Only the first ``tokens.LONGEST_READ``
@@ -68,6 +69,15 @@ def redact_keys(text: str) -> str:
         text = text[:LONGEST_READ] + "..."
     if text.isascii() and "%" not in text and "&" not in text and "\\" not in text:
         return KEY_SHAPE.sub(REDACTED, text)
+    return _redact_decoded(text)
+
+
+@functools.lru_cache(maxsize=16)
+def _redact_decoded(text: str) -> str:
+    """``tokens.redact`` with ``KEY_SHAPE``, remembered: one request's lines quote its path
+    up to five times (the access line, the JSON request line, the denial line and its
+    reason), and a path that must be decoded 32 times costs up to 2.5 ms each. A few
+    entries: enough for the requests in flight, and the texts held no longer than that."""
     return redact(text, key_shape_spans)
 
 
