@@ -90,7 +90,7 @@ return {grant, count, ms_left, window}
 
 class Allowance(NamedTuple):
     """A rate-limit decision (a tuple: made on every admitted request, and a frozen
-    dataclass cost 1.3 us to build against 0.4 us)."""
+    dataclass cost 1.44 us to build against 0.81 us, timeit less its call)."""
 
     allowed: bool
     remaining: int

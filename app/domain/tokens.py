@@ -119,8 +119,6 @@ _INVISIBLE = regex.compile(
 _LATIN1_RUN = re.compile(r"[\x80-\xff]+")
 #: ``%uXXXX`` (IIS, JavaScript's ``escape``), ``\uXXXX`` and ``\xNN`` spellings.
 _ESCAPED = re.compile(r"%u([0-9A-Fa-f]{4})|\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})")
-
-
 #: Runs of percent-encoded bytes, decoded together as UTF-8 (``urllib.parse.unquote``
 #: splits a text at every non-ASCII character: on 2,000 of them, 1.3 ms a call).
 _PERCENT_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
@@ -221,10 +219,10 @@ def _held_spans(spelled: str) -> list[tuple[int, int]]:
     """Where ``spelled`` holds a key or what could be its secret (``_held_run``)."""
     spans = [m.span() for m in _PASTED_KEY.finditer(spelled)]
     if len(spelled) > LONGEST_ID:
-        paths = _document_links(spelled) if "://" in spelled else []
+        links = _document_links(spelled) if "://" in spelled else []
         for run in _LONG_RUN.finditer(spelled):
             start, end = run.span()
-            in_document = any(a <= start and end <= b for a, b in paths)
+            in_document = any(a <= start and end <= b for a, b in links)
             if _held_run(run.group(), in_document):
                 spans.append((start, end))
     return spans
@@ -233,12 +231,12 @@ def _held_spans(spelled: str) -> list[tuple[int, int]]:
 def _document_links(spelled: str) -> list[tuple[int, int]]:
     """Where what follows the host of a document service's URL (``DOCUMENT_HOSTS``: its
     path, query and fragment) is in ``spelled``."""
-    paths = []
+    links = []
     for url in _URL.finditer(spelled):
         host = url[1].lower().rstrip(".")
         if url[2] and any(host == d or host.endswith("." + d) for d in DOCUMENT_HOSTS):
-            paths.append(url.span(2))
-    return paths
+            links.append(url.span(2))
+    return links
 
 
 def key_shape_spans(spelled: str) -> list[tuple[int, int]]:
